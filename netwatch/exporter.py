@@ -1,0 +1,232 @@
+"""Prometheus exposition: one custom collector that reads the latest state at scrape time.
+
+It computes nothing that the pipeline has not already decided; it only turns state into metric
+families. Each instance registers in its own ``CollectorRegistry`` (one per daemon, one per test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from netwatch.health import State, combine_links
+from netwatch.state import JobState, LatestState
+
+DEVICE_LABELS = ("site", "district", "device")
+SITE_STATES = ("up", "degraded", "down", "unreachable", "maintenance", "unknown")
+ICMP_RTT_STATS = (
+    ("min", "icmp_rtt_min_seconds"),
+    ("avg", "icmp_rtt_avg_seconds"),
+    ("max", "icmp_rtt_max_seconds"),
+)
+
+
+class StorageStats(Protocol):
+    """What the exporter reads of the storage writer."""
+
+    @property
+    def queue_length(self) -> int: ...
+
+    @property
+    def written_total(self) -> int: ...
+
+    @property
+    def dropped_total(self) -> int: ...
+
+
+class NetwatchCollector(Collector):
+    """Yields every netwatch metric family from a :class:`LatestState`."""
+
+    def __init__(self, state: LatestState, storage: StorageStats | None = None) -> None:
+        self._state = state
+        self._storage = storage
+
+    def describe(self) -> list[Metric]:
+        """Nothing to describe up front: families depend on the inventory (avoids a scrape at
+        registration)."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Metric families for one scrape."""
+        jobs = list(self._state.jobs.values())
+        yield from self._poll_families(jobs)
+        yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"])
+        yield from self._inventory_families()
+        yield from self._site_families(jobs)
+        yield from self._self_families()
+
+    @staticmethod
+    def _device_labels(js: JobState) -> list[str]:
+        labels = js.job.target.labels
+        return [labels.get(name, "") for name in DEVICE_LABELS]
+
+    def _poll_families(self, jobs: list[JobState]) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "netwatch_up",
+            "1 if the last poll of this target by this collector succeeded.",
+            labels=[*DEVICE_LABELS, "collector"],
+        )
+        target_up = GaugeMetricFamily(
+            "netwatch_target_up",
+            "Health verdict after the down/up rounds rule: 1 up or degraded, 0 down (absent while unknown).",
+            labels=[*DEVICE_LABELS, "collector"],
+        )
+        duration = GaugeMetricFamily(
+            "netwatch_poll_duration_seconds",
+            "Duration of the last poll.",
+            labels=[*DEVICE_LABELS, "collector"],
+        )
+        for js in jobs:
+            labels = [*self._device_labels(js), js.job.kind]
+            if js.last_result is not None:
+                up.add_metric(labels, 1.0 if js.last_result.success else 0.0)
+                duration.add_metric(labels, js.last_result.duration)
+            if js.health.state is not State.UNKNOWN:
+                target_up.add_metric(labels, 1.0 if js.health.is_up else 0.0)
+        yield from (up, target_up, duration)
+
+    def _icmp_families(self, jobs: list[JobState]) -> Iterator[Metric]:
+        rtt = GaugeMetricFamily(
+            "netwatch_icmp_rtt_seconds", "Round-trip time of the last round.", labels=[*DEVICE_LABELS, "stat"]
+        )
+        jitter = GaugeMetricFamily(
+            "netwatch_icmp_jitter_seconds",
+            "Mean difference of consecutive RTTs in the last round.",
+            labels=list(DEVICE_LABELS),
+        )
+        loss = GaugeMetricFamily(
+            "netwatch_icmp_loss_ratio", "Share of probes lost in the last round.", labels=list(DEVICE_LABELS)
+        )
+        sent = CounterMetricFamily(
+            "netwatch_icmp_packets_sent", "Echo requests sent.", labels=list(DEVICE_LABELS)
+        )
+        received = CounterMetricFamily(
+            "netwatch_icmp_packets_received", "Echo replies received.", labels=list(DEVICE_LABELS)
+        )
+        for js in jobs:
+            labels = self._device_labels(js)
+            sent.add_metric(labels, js.counters.get("icmp_packets_sent", 0.0))
+            received.add_metric(labels, js.counters.get("icmp_packets_received", 0.0))
+            result = js.last_result
+            if result is None:
+                continue
+            for stat, name in ICMP_RTT_STATS:
+                value = result.value(name)
+                if value is not None:
+                    rtt.add_metric([*labels, stat], value)
+            if (value := result.value("icmp_jitter_seconds")) is not None:
+                jitter.add_metric(labels, value)
+            if (value := result.value("icmp_loss_ratio")) is not None:
+                loss.add_metric(labels, value)
+        yield from (rtt, jitter, loss, sent, received)
+
+    def _inventory_families(self) -> Iterator[Metric]:
+        inventory = self._state.inventory
+        site_info = GaugeMetricFamily(
+            "netwatch_site_info",
+            "Names of a site, to join on (value 1).",
+            labels=["site", "district", "province", "name", "kind", "parent"],
+        )
+        for site in inventory.sites.values():
+            site_info.add_metric(
+                [site.code, site.district, inventory.province.code, site.name, site.kind, site.parent or ""],
+                1.0,
+            )
+        device_info = GaugeMetricFamily(
+            "netwatch_device_info",
+            "Names of a device, to join on (value 1).",
+            labels=["site", "district", "device", "address", "role", "sysname", "sysdescr"],
+        )
+        for device in inventory.devices.values():
+            site = inventory.sites[device.site]
+            device_info.add_metric(
+                [site.code, site.district, device.name, device.address, device.role, "", ""], 1.0
+            )
+        yield from (site_info, device_info)
+
+    def _site_families(self, jobs: list[JobState]) -> Iterator[Metric]:
+        by_device = {js.job.target.key: js.health.state for js in jobs if js.job.kind == "icmp"}
+        site_up = GaugeMetricFamily(
+            "netwatch_site_up", "1 when the site is up or degraded, else 0.", labels=["site", "district"]
+        )
+        site_state = GaugeMetricFamily(
+            "netwatch_site_state", "1 for the site's current state.", labels=["site", "district", "state"]
+        )
+        for site in self._state.inventory.sites.values():
+            devices = [link.device for link in site.links]
+            if not devices:
+                continue
+            state = combine_links([by_device.get(d, State.UNKNOWN) for d in devices])
+            site_up.add_metric(
+                [site.code, site.district], 1.0 if state in (State.UP, State.DEGRADED) else 0.0
+            )
+            for name in SITE_STATES:
+                site_state.add_metric([site.code, site.district, name], 1.0 if state.value == name else 0.0)
+        yield from (site_up, site_state)
+
+    def _self_families(self) -> Iterator[Metric]:
+        state = self._state
+        errors = CounterMetricFamily(
+            "netwatch_poll_errors", "Failed polls by collector and reason.", labels=["collector", "reason"]
+        )
+        for (collector, reason), count in sorted(state.poll_errors.items()):
+            errors.add_metric([collector, reason], count)
+        yield errors
+        lag = HistogramMetricFamily(
+            "netwatch_poll_lag_seconds", "Actual start of a poll minus its scheduled start."
+        )
+        lag.add_metric([], state.lag.cumulative(), sum_value=state.lag.total)
+        yield lag
+        yield CounterMetricFamily("netwatch_polls", "Polls run.", value=state.polls_total)
+        yield CounterMetricFamily(
+            "netwatch_polls_late",
+            "Polls that started more than a tenth of their interval late.",
+            value=state.polls_late_total,
+        )
+        yield CounterMetricFamily(
+            "netwatch_poll_misfires",
+            "Poll slots skipped (the previous run still going, or the loop stalled).",
+            value=state.misfires_total,
+        )
+        yield GaugeMetricFamily(
+            "netwatch_config_last_reload_successful",
+            "1 if the last configuration load succeeded.",
+            value=1.0 if state.config_last_reload_successful else 0.0,
+        )
+        disabled = GaugeMetricFamily(
+            "netwatch_collector_disabled",
+            "1 for a collector kind that could not start (e.g. no ICMP permission).",
+            labels=["collector"],
+        )
+        for kind in sorted(state.disabled_kinds):
+            disabled.add_metric([kind], 1.0)
+        yield disabled
+        if self._storage is not None:
+            yield GaugeMetricFamily(
+                "netwatch_storage_queue_length",
+                "Samples waiting to be written.",
+                value=self._storage.queue_length,
+            )
+            yield CounterMetricFamily(
+                "netwatch_samples_written", "Rows written to the database.", value=self._storage.written_total
+            )
+            yield CounterMetricFamily(
+                "netwatch_samples_dropped",
+                "Rows dropped because the write queue was full.",
+                value=self._storage.dropped_total,
+            )
+
+
+def make_registry(state: LatestState, storage: StorageStats | None = None) -> CollectorRegistry:
+    """A fresh registry holding only netwatch's collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NetwatchCollector(state, storage))
+    return registry

@@ -1,0 +1,120 @@
+"""Run one poll: call the collector under a deadline, catch what it should not have raised,
+update the latest state and hand the result to the sinks (storage, later alerting).
+
+This module holds the one broad ``except`` in netwatch's polling path: a misbehaving target or
+a collector bug becomes a failed result with a reason, never the end of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from collectors.base import CollectContext, CollectorSpec, CollectResult
+from netwatch.config.inventory import Job
+from netwatch.health import RoundOutcome, TargetHealth, Transition, classify
+from netwatch.state import LatestState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """One finished poll, as the sinks see it."""
+
+    job: Job
+    result: CollectResult
+    scheduled_at: datetime
+    started_at: datetime
+    outcome: RoundOutcome
+    transition: Transition | None
+    health: TargetHealth
+
+
+class ResultSink(Protocol):
+    """Something that wants every finished poll (the storage recorder, later alerting)."""
+
+    def on_poll(self, record: PollRecord) -> None:
+        """Take one poll; must not block the event loop."""
+
+
+class Pipeline:
+    """Runs polls and fans their results out."""
+
+    def __init__(
+        self,
+        specs: Mapping[str, CollectorSpec[Any]],
+        ctx: CollectContext,
+        state: LatestState,
+        sinks: Sequence[ResultSink] = (),
+    ) -> None:
+        self._specs = specs
+        self._ctx = ctx
+        self._state = state
+        self._sinks = list(sinks)
+
+    async def run_once(self, job: Job, scheduled_at: datetime) -> PollRecord:
+        """Poll ``job`` now; ``scheduled_at`` is the grid time it was due (for lag and replay keys)."""
+        started_at = datetime.now(UTC)
+        started = time.monotonic()
+        result = await self._collect(job)
+        result = replace(result, duration=time.monotonic() - started)
+        record = self._record(job, result, scheduled_at, started_at)
+        for sink in self._sinks:
+            try:
+                sink.on_poll(record)
+            except Exception:
+                log.exception("sink %s failed on %s", type(sink).__name__, job.key)
+        return record
+
+    async def _collect(self, job: Job) -> CollectResult:
+        spec = self._specs.get(job.kind)
+        if spec is None:
+            return CollectResult.failed("config", f"no collector kind {job.kind!r}")
+        # The deadline is the interval: a poll still running when the next is due is a failure.
+        deadline = job.params.interval
+        try:
+            return await asyncio.wait_for(spec.collect(job.target, job.params, self._ctx), deadline)
+        except TimeoutError:
+            return CollectResult.failed("deadline", f"poll did not finish within {deadline:g} s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("collector %s failed on %s (%s)", job.kind, job.target.key, job.target.address)
+            return CollectResult.failed("internal", f"{type(exc).__name__} in collector {job.kind}")
+
+    def _record(
+        self, job: Job, result: CollectResult, scheduled_at: datetime, started_at: datetime
+    ) -> PollRecord:
+        state = self._state
+        job_state = state.job_state(job)
+        lag = max(0.0, (started_at - scheduled_at).total_seconds())
+        state.lag.observe(lag)
+        state.polls_total += 1
+        if lag > job.params.interval / 10:
+            state.polls_late_total += 1
+        if not result.success:
+            state.poll_errors[(job.kind, result.reason or "unknown")] += 1
+        for m in result.measurements:
+            if m.kind == "delta" and not m.labels:
+                job_state.counters[m.name] = job_state.counters.get(m.name, 0.0) + m.value
+        outcome = classify(result, job_state.health.rules)
+        transition = job_state.health.observe(outcome, scheduled_at)
+        if transition is not None:
+            log.info(
+                "%s %s: %s → %s since %s",
+                job.target.key,
+                job.kind,
+                transition.old,
+                transition.new,
+                transition.since.isoformat(timespec="seconds"),
+            )
+        job_state.last_result = result
+        job_state.last_scheduled_at = scheduled_at
+        job_state.last_started_at = started_at
+        return PollRecord(job, result, scheduled_at, started_at, outcome, transition, job_state.health)

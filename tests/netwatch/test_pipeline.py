@@ -1,0 +1,118 @@
+"""The pipeline owns failure: a collector that raises or hangs becomes a counted, failed poll."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Measurement, Target
+from netwatch.config.inventory import Device, HealthRules, Inventory, Job, Province, Site
+from netwatch.exporter import make_registry
+from netwatch.health import State
+from netwatch.pipeline import Pipeline, PollRecord
+from netwatch.state import LatestState
+
+
+class FakeParams(CollectorParams):
+    """Params of the fake kind."""
+
+
+def inventory_with(job: Job) -> Inventory:
+    site = Site(
+        code="TK",
+        name="Thành ủy Tam Kỳ",
+        kind="district",
+        district="TK",
+        parent=None,
+        rules=HealthRules(down_after=2),
+    )
+    device = Device(name=job.target.key, site="TK", address=job.target.address, role="router", jobs=(job,))
+    return Inventory(province=Province("QNM", "Quảng Nam"), sites={"TK": site}, devices={device.name: device})
+
+
+def make(behaviour: Any) -> tuple[Pipeline, LatestState, Job, list[PollRecord]]:
+    async def collect(target: Target, params: FakeParams, ctx: CollectContext) -> CollectResult:
+        return await behaviour()
+
+    spec = CollectorSpec(kind="fake", params_model=FakeParams, collect=collect)
+    job = Job(
+        target=Target(key="r1", address="127.0.0.1", labels={"site": "TK", "district": "TK", "device": "r1"}),
+        kind="fake",
+        params=FakeParams(interval=0.3, timeout=0.1),
+    )
+    state = LatestState(inventory=inventory_with(job))
+    records: list[PollRecord] = []
+
+    class Sink:
+        def on_poll(self, record: PollRecord) -> None:
+            records.append(record)
+
+    class BrokenSink:
+        def on_poll(self, record: PollRecord) -> None:
+            raise RuntimeError("sink bug")
+
+    return Pipeline({"fake": spec}, CollectContext(), state, [BrokenSink(), Sink()]), state, job, records
+
+
+async def test_a_collector_that_raises_is_a_failed_poll_counted_by_reason() -> None:
+    async def boom() -> CollectResult:
+        raise ValueError("garbage from agent")
+
+    pipeline, state, job, records = make(boom)
+    for _ in range(2):
+        record = await pipeline.run_once(job, datetime.now(UTC))
+    assert not record.result.success and record.result.reason == "internal"
+    assert state.poll_errors[("fake", "internal")] == 2
+    assert state.jobs[job.key].health.state is State.DOWN  # down_after=2
+    assert len(records) == 2  # the broken sink did not stop the good one
+
+
+async def test_a_collector_that_hangs_fails_at_its_interval() -> None:
+    async def hang() -> CollectResult:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    pipeline, _, job, _ = make(hang)
+    record = await pipeline.run_once(job, datetime.now(UTC))
+    assert record.result.reason == "deadline"
+    assert 0.3 <= record.result.duration < 1.0
+
+
+async def test_delta_measurements_add_up_into_totals_and_metrics() -> None:
+    async def ok() -> CollectResult:
+        return CollectResult(
+            success=True,
+            measurements=(
+                Measurement("icmp_packets_sent", 5, kind="delta"),
+                Measurement("icmp_packets_received", 4, kind="delta"),
+            ),
+        )
+
+    pipeline, state, job, _ = make(ok)
+    for _ in range(3):
+        await pipeline.run_once(job, datetime.now(UTC))
+    assert state.jobs[job.key].counters["icmp_packets_sent"] == 15
+    registry = make_registry(state)
+    assert (
+        registry.get_sample_value(
+            "netwatch_up", {"site": "TK", "district": "TK", "device": "r1", "collector": "fake"}
+        )
+        == 1.0
+    )
+    assert registry.get_sample_value("netwatch_polls_total") == 3
+    assert registry.get_sample_value("netwatch_poll_lag_seconds_count") == 3
+
+
+@pytest.mark.parametrize("late_by", [0.0, 0.5])
+async def test_late_polls_are_counted(late_by: float) -> None:
+    async def ok() -> CollectResult:
+        return CollectResult(success=True)
+
+    pipeline, state, job, _ = make(ok)
+    from datetime import timedelta
+
+    await pipeline.run_once(job, datetime.now(UTC) - timedelta(seconds=late_by))
+    assert state.polls_late_total == (1 if late_by > job.params.interval / 10 else 0)

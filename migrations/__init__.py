@@ -1,0 +1,1 @@
+"""Alembic migrations for the netwatch schema, shipped inside the wheel (``netwatch db upgrade``)."""

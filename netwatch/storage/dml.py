@@ -1,0 +1,69 @@
+"""Dialect-specific bulk statements: insert-or-ignore for append tables, upsert for state tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from sqlalchemy import Dialect, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from netwatch.errors import StorageError
+from netwatch.storage.models import Base
+
+__all__ = ["WriteMode", "last_per_key", "primary_key_of", "statement_for", "table_named", "write_mode"]
+
+WriteMode = Literal["append", "upsert"]
+"""``append``: insert once, ignore a replayed duplicate; ``upsert``: replace by primary key."""
+
+
+def table_named(name: str) -> Table:
+    """The model table called ``name``; StorageError if there is none."""
+    table = Base.metadata.tables.get(name)
+    if table is None:
+        raise StorageError(f"no table named {name!r}")
+    return table
+
+
+def write_mode(table: Table) -> WriteMode:
+    """How the writer stores rows of ``table`` (from the model's ``info``)."""
+    mode = table.info.get("write")
+    if mode not in ("append", "upsert"):
+        raise StorageError(f"table {table.name!r} says no write mode")
+    return mode  # type: ignore[no-any-return]
+
+
+def _insert(dialect: Dialect, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise StorageError(f"unsupported database dialect {dialect.name!r}")
+
+
+def statement_for(dialect: Dialect, table: Table, columns: Iterable[str]) -> Insert:
+    """The bulk statement for ``table`` given the columns the rows carry."""
+    stmt = _insert(dialect, table)
+    pk = [c.name for c in table.primary_key.columns]
+    if write_mode(table) == "append":
+        return stmt.on_conflict_do_nothing()
+    updates = {name: stmt.excluded[name] for name in columns if name not in pk}
+    if not updates:
+        return stmt.on_conflict_do_nothing(index_elements=pk)
+    return stmt.on_conflict_do_update(index_elements=pk, set_=updates)
+
+
+def primary_key_of(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The primary-key values of ``row``, in the table's key order."""
+    return tuple(row.get(c.name) for c in table.primary_key.columns)
+
+
+def last_per_key(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Only the last row for each primary key, in the order those last rows came."""
+    latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        key = primary_key_of(table, row)
+        latest.pop(key, None)
+        latest[key] = row
+    return list(latest.values())

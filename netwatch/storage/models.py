@@ -1,0 +1,206 @@
+"""The database schema as typed SQLAlchemy models; table and column names are a contract.
+
+Every table says in ``info["write"]`` how the batched writer stores it: ``append`` rows are
+inserted once and a replayed duplicate is ignored; ``upsert`` rows replace the row with the same
+primary key. Timestamps are :class:`UTCDateTime`: aware in, aware UTC out, on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "Device",
+    "IcmpSample",
+    "InstanceRun",
+    "Poll",
+    "Site",
+    "SiteState",
+    "TargetState",
+    "UTCDateTime",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint names Alembic can rely on across backends and revisions."""
+
+# SQLite only autoincrements an ``INTEGER PRIMARY KEY``, not a ``BIGINT`` one.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+_APPEND: dict[str, Any] = {"info": {"write": "append"}}
+_UPSERT: dict[str, Any] = {"info": {"write": "upsert"}}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A ``timestamp with time zone`` that refuses naive datetimes and always reads back aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Reject naive datetimes; store the instant in UTC."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: give it a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """SQLite hands back naive UTC, PostgreSQL the session zone: both become aware UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata and its naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+class Site(Base):
+    """A site of the inventory, mirrored so reports and SQL users can join on its code."""
+
+    __tablename__ = "sites"
+    __table_args__ = _UPSERT
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    district: Mapped[str] = mapped_column(String(64))
+    parent: Mapped[str | None] = mapped_column(String(64))
+    sla_target: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class Device(Base):
+    """A polled device of the inventory; no foreign keys, since inventories change under reload."""
+
+    __tablename__ = "devices"
+    __table_args__ = _UPSERT
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(64))
+    upstream: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+
+
+class Poll(Base):
+    """One poll of a target by one collector kind; coverage and lateness come from its times."""
+
+    __tablename__ = "polls"
+    __table_args__ = (
+        UniqueConstraint("target", "kind", "scheduled_at"),
+        Index(None, "scheduled_at"),
+        _APPEND,
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    scheduled_at: Mapped[datetime]
+    started_at: Mapped[datetime]
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    success: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(36))
+
+
+class IcmpSample(Base):
+    """One ICMP round's result: probes sent and received, RTT statistics and jitter."""
+
+    __tablename__ = "icmp_samples"
+    __table_args__ = (
+        UniqueConstraint("target", "scheduled_at"),
+        Index(None, "scheduled_at"),
+        _APPEND,
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(255))
+    scheduled_at: Mapped[datetime]
+    started_at: Mapped[datetime]
+    sent: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer)
+    rtt_min_seconds: Mapped[float | None] = mapped_column(Float)
+    rtt_avg_seconds: Mapped[float | None] = mapped_column(Float)
+    rtt_max_seconds: Mapped[float | None] = mapped_column(Float)
+    jitter_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class InstanceRun(Base):
+    """One daemon start; time covered by no run's [started_at, stopped_at or last heartbeat] is a gap."""
+
+    __tablename__ = "instance_runs"
+    __table_args__ = (Index(None, "started_at"), _UPSERT)
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(255))
+    shard: Mapped[str] = mapped_column(String(32))
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+
+
+class TargetState(Base):
+    """A target's current health per collector kind, persisted so a restart resumes it."""
+
+    __tablename__ = "target_states"
+    __table_args__ = _UPSERT
+
+    target: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime | None]
+    failed_rounds: Mapped[int] = mapped_column(Integer)
+    good_rounds: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime | None]
+    first_good_at: Mapped[datetime | None]
+    last_poll_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class SiteState(Base):
+    """A site's current state and, when it is unreachable or down, why."""
+
+    __tablename__ = "site_states"
+    __table_args__ = _UPSERT
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime | None]
+    cause: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime]

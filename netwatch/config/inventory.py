@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from collectors.base import CollectorParams, Target
 
@@ -124,6 +125,7 @@ class Inventory:
     maintenance: tuple[MaintenanceWindow, ...] = ()
     timezone: str = "Asia/Ho_Chi_Minh"
     source_files: tuple[str, ...] = ()
+    credentials: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def jobs(self) -> tuple[Job, ...]:

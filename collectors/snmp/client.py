@@ -1,0 +1,543 @@
+"""The SNMP transport: GET and multi-column GETBULK walks over one long-lived pysnmp engine.
+
+The only module in netwatch that imports pysnmp. Everything it returns is plain Python (:class:`Value`),
+everything it raises is a :class:`SnmpError` with a stable ``reason`` token and a message that never
+contains a community or key. OIDs are numeric strings and MIBs are never looked up (``lookupMib=False``
+halves the CPU per varbind, and this machine has no MIB files anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    Udp6TransportTarget,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+    usmAesBlumenthalCfb192Protocol,
+    usmAesBlumenthalCfb256Protocol,
+    usmAesCfb128Protocol,
+    usmAesCfb192Protocol,
+    usmAesCfb256Protocol,
+    usmDESPrivProtocol,
+    usmHMAC128SHA224AuthProtocol,
+    usmHMAC192SHA256AuthProtocol,
+    usmHMAC256SHA384AuthProtocol,
+    usmHMAC384SHA512AuthProtocol,
+    usmHMACMD5AuthProtocol,
+    usmHMACSHAAuthProtocol,
+    usmNoAuthProtocol,
+    usmNoPrivProtocol,
+)
+from pysnmp.proto import errind
+
+from collectors.snmp.credentials import SnmpCredentials, SnmpTarget
+
+log = logging.getLogger(__name__)
+
+SYS_DESCR: Final = "1.3.6.1.2.1.1.1.0"
+SYS_OBJECT_ID: Final = "1.3.6.1.2.1.1.2.0"
+SYS_UPTIME: Final = "1.3.6.1.2.1.1.3.0"
+SYS_NAME: Final = "1.3.6.1.2.1.1.5.0"
+
+AUTH_PROTOCOLS: Final[Mapping[str, Any]] = {
+    "MD5": usmHMACMD5AuthProtocol,
+    "SHA": usmHMACSHAAuthProtocol,
+    "SHA-224": usmHMAC128SHA224AuthProtocol,
+    "SHA-256": usmHMAC192SHA256AuthProtocol,
+    "SHA-384": usmHMAC256SHA384AuthProtocol,
+    "SHA-512": usmHMAC384SHA512AuthProtocol,
+}
+# net-snmp's AES-192/AES-256 extend the key as draft-blumenthal-aes-usm-04 says; its "-C" variants repeat
+# password-to-key (draft-reeder, Cisco's way). pysnmp names the Reeder ones usmAesCfb192/256Protocol.
+# Proven against snmpd by tests/collectors/snmp/test_client_v3.py (SHA-1 auth, where they differ).
+PRIV_PROTOCOLS: Final[Mapping[str, Any]] = {
+    "DES": usmDESPrivProtocol,
+    "AES": usmAesCfb128Protocol,
+    "AES-192": usmAesBlumenthalCfb192Protocol,
+    "AES-256": usmAesBlumenthalCfb256Protocol,
+    "AES-192-C": usmAesCfb192Protocol,
+    "AES-256-C": usmAesCfb256Protocol,
+}
+
+_AUTH_FAILURES: Final[Mapping[type[Exception], str]] = {
+    errind.UnknownUserName: "unknown user name (usmStatsUnknownUserNames): the agent has no such user",
+    errind.WrongDigest: "wrong digest (usmStatsWrongDigests): wrong auth key or auth protocol",
+    errind.DecryptionError: "decryption error (usmStatsDecryptionErrors): wrong priv key or priv protocol",
+    errind.NotInTimeWindow: "not in time window (usmStatsNotInTimeWindows): engine boots/time out of sync",
+    errind.UnknownEngineID: "unknown engine ID (usmStatsUnknownEngineIDs)",
+    errind.UnsupportedSecurityLevel: "unsupported security level (usmStatsUnsupportedSecLevels)",
+    errind.AuthenticationFailure: "authentication failure: the answer's digest does not match",
+    errind.AuthenticationError: "authentication error: the answer could not be authenticated",
+    errind.UnknownSecurityName: "unknown security name",
+}
+
+
+class Value(NamedTuple):
+    """One SNMP value as plain Python: its SMI type name and an int, bytes or dotted-OID/IP string."""
+
+    type: str
+    value: int | bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    """The SNMPv2-MIB system group scalars netwatch reads from every device."""
+
+    descr: str | None
+    object_id: str | None
+    uptime_ticks: int | None
+    name: str | None
+
+
+class SnmpError(Exception):
+    """An SNMP request failed; ``reason`` is a stable token, the message never holds a secret.
+
+    Reasons: ``timeout``, ``auth``, ``protocol``, ``agent`` (an error-status from the agent), ``loop``
+    (an agent returned OIDs that do not increase), ``too_many_rows``. ``partial`` holds what a walk
+    read before it failed (column → index → value), so a caller may keep it.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        endpoint: str = "",
+        partial: Mapping[str, Mapping[str, Value]] | None = None,
+    ) -> None:
+        self.reason = reason
+        self.message = message
+        self.endpoint = endpoint
+        self.partial: Mapping[str, Mapping[str, Value]] = partial or {}
+        super().__init__(f"{endpoint}: {message}" if endpoint else message)
+
+    def __repr__(self) -> str:
+        return f"SnmpError(reason={self.reason!r}, message={str(self)!r})"
+
+
+def _int(v: Any) -> int:
+    return int(v)
+
+
+def _octets(v: Any) -> bytes:
+    return bytes(v.asOctets())
+
+
+def _oid(v: Any) -> str:
+    return ".".join(map(str, v.asTuple()))
+
+
+def _ip(v: Any) -> str:
+    return socket.inet_ntoa(v.asOctets())
+
+
+# pysnmp class name → (SMI type name, converter); Unsigned32 and Gauge32 share a tag on the wire.
+_CONVERTERS: Final[Mapping[str, tuple[str, Any]]] = {
+    "Integer": ("Integer32", _int),
+    "Integer32": ("Integer32", _int),
+    "Counter32": ("Counter32", _int),
+    "Counter64": ("Counter64", _int),
+    "Gauge32": ("Gauge32", _int),
+    "Unsigned32": ("Gauge32", _int),
+    "TimeTicks": ("TimeTicks", _int),
+    "OctetString": ("OctetString", _octets),
+    "Bits": ("OctetString", _octets),
+    "Opaque": ("Opaque", _octets),
+    "ObjectIdentifier": ("ObjectIdentifier", _oid),
+    "ObjectName": ("ObjectIdentifier", _oid),
+    "IpAddress": ("IpAddress", _ip),
+}
+_ABSENT: Final = frozenset({"NoSuchObject", "NoSuchInstance", "Null"})
+_END: Final = "EndOfMibView"
+
+
+def convert(value: Any) -> Value | None:
+    """A pysnmp value as a :class:`Value`; None for noSuchObject/noSuchInstance/Null/endOfMibView."""
+    name = type(value).__name__
+    known = _CONVERTERS.get(name)
+    if known is None:
+        if name in _ABSENT or name == _END:
+            return None
+        raise SnmpError("protocol", f"unexpected value type {name} in the answer")
+    return Value(known[0], known[1](value))
+
+
+def _oid_tuple(oid: str) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(p) for p in oid.strip().strip(".").split("."))
+    except ValueError:
+        raise ValueError(f"not a numeric OID: {oid!r}") from None
+    if len(parts) < 2 or any(p < 0 for p in parts):
+        raise ValueError(f"not a numeric OID: {oid!r}")
+    return parts
+
+
+def _dotted(oid: tuple[int, ...]) -> str:
+    return ".".join(map(str, oid))
+
+
+@dataclass(slots=True)
+class _UserSlot:
+    """Which key set an SNMPv3 user name is configured with in the engine, and who is using it."""
+
+    credentials: SnmpCredentials | None = None
+    in_flight: int = 0
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+class SnmpClient:
+    """GET and walk many agents concurrently over one long-lived SNMP engine.
+
+    One engine serves every target (a new engine per host is the classic pysnmp mistake: CPU, sockets
+    and engine-ID discovery each time). ``max_in_flight`` bounds requests waiting for an answer: 200 in
+    flight overflow the UDP receive buffer and fake timeouts. Use as ``async with SnmpClient() as c``
+    or call :meth:`close`.
+    """
+
+    def __init__(self, *, max_in_flight: int = 64, walk_deadline: float = 60.0) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._semaphore = asyncio.Semaphore(max_in_flight)
+        self._walk_deadline = walk_deadline
+        self._engine: Any = None
+        self._transports: dict[tuple[str, int, float, int], Any] = {}
+        self._auth: dict[SnmpCredentials, Any] = {}
+        self._users: dict[str, _UserSlot] = {}
+        self._garbage_from: dict[tuple[str, int], float] = {}
+        self._peers: dict[tuple[str, int], tuple[str, int]] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> SnmpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the engine and its socket; the client cannot be used afterwards."""
+        self._closed = True
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+            self._engine = None
+        self._transports.clear()
+        self._auth.clear()
+        self._peers.clear()
+
+    # -- public requests -------------------------------------------------------------------------
+
+    async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, Value]:
+        """GET ``oids`` (numeric); returns OID → value, leaving out those the agent does not have."""
+        wanted = [_oid_tuple(o) for o in oids]
+        result: dict[str, Value] = {}
+        chunk = 32
+        for start in range(0, len(wanted), chunk):
+            await self._get_chunk(target, wanted[start : start + chunk], result)
+        return result
+
+    async def system_info(self, target: SnmpTarget) -> SystemInfo:
+        """sysDescr, sysObjectID, sysUpTime and sysName of the agent."""
+        got = await self.get(target, [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME])
+
+        def text(oid: str) -> str | None:
+            v = got.get(oid)
+            return v.value.decode("utf-8", "replace") if v and isinstance(v.value, bytes) else None
+
+        oid_value = got.get(SYS_OBJECT_ID)
+        uptime = got.get(SYS_UPTIME)
+        return SystemInfo(
+            descr=text(SYS_DESCR),
+            object_id=oid_value.value if oid_value and isinstance(oid_value.value, str) else None,
+            uptime_ticks=uptime.value if uptime and isinstance(uptime.value, int) else None,
+            name=text(SYS_NAME),
+        )
+
+    async def walk(
+        self,
+        target: SnmpTarget,
+        columns: Sequence[str],
+        *,
+        max_repetitions: int = 25,
+        max_rows: int = 100_000,
+        deadline: float | None = None,
+    ) -> dict[str, dict[str, Value]]:
+        """Walk table ``columns`` together with GETBULK; returns column → index suffix → value.
+
+        One request carries every unfinished column. A column ends when it leaves its prefix or at
+        endOfMibView. Bounded by ``max_rows`` varbinds in all and by ``deadline`` seconds (default: the
+        client's ``walk_deadline``). After tooBig, or a timeout once the agent has answered this walk, the
+        repetitions shrink and the walk goes on from where it stood.
+        """
+        prefixes = {c: _oid_tuple(c) for c in columns}
+        walker = _Walk(prefixes, max_rows, target.endpoint)
+        reps = max(1, max_repetitions)
+        give_up_at = time.monotonic() + (self._walk_deadline if deadline is None else deadline)
+        while walker.active:
+            left = give_up_at - time.monotonic()
+            if left <= 0:
+                raise walker.error("timeout", "walk did not finish before its deadline")
+            try:
+                status, rows = await self._bulk(target, walker.cursors(), reps, left)
+            except SnmpError as exc:
+                # Only an agent that has answered this walk before gets a smaller second chance: a
+                # dead one (or a wrong community) must cost one request budget, not three.
+                if exc.reason == "timeout" and walker.answered and reps > 1 and time.monotonic() < give_up_at:
+                    reps = max(1, reps // 4)
+                    log.debug("%s: timeout, walking on with max-repetitions %d", target.endpoint, reps)
+                    continue
+                raise walker.error(exc.reason, exc.message) from None
+            if status == "tooBig":
+                if reps == 1:
+                    raise walker.error("agent", "agent answers tooBig even to one repetition")
+                reps = max(1, reps // 2)
+                log.debug("%s: tooBig, walking on with max-repetitions %d", target.endpoint, reps)
+                continue
+            if status:
+                raise walker.error("agent", f"agent answered error-status {status}")
+            walker.take(rows)
+        return walker.results
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _get_chunk(
+        self, target: SnmpTarget, oids: list[tuple[int, ...]], into: dict[str, Value]
+    ) -> None:
+        varbinds = [ObjectType(ObjectIdentity(_dotted(o))) for o in oids]
+        async with self._request(target) as (auth, transport):
+            answer = await self._call(
+                target,
+                get_cmd(self._engine, auth, transport, ContextData(), *varbinds, lookupMib=False),
+                target.budget,
+            )
+        status, rows = self._unpack(target, answer)
+        if status == "tooBig" and len(oids) > 1:
+            half = len(oids) // 2
+            await self._get_chunk(target, oids[:half], into)
+            await self._get_chunk(target, oids[half:], into)
+            return
+        if status:
+            raise SnmpError("agent", f"agent answered error-status {status}", endpoint=target.endpoint)
+        for oid, raw in rows:
+            value = convert(raw)
+            if value is not None:
+                into[_dotted(oid)] = value
+
+    async def _bulk(
+        self, target: SnmpTarget, cursors: list[tuple[int, ...]], reps: int, left: float
+    ) -> tuple[str, list[tuple[tuple[int, ...], Any]]]:
+        varbinds = [ObjectType(ObjectIdentity(_dotted(o))) for o in cursors]
+        async with self._request(target) as (auth, transport):
+            answer = await self._call(
+                target,
+                bulk_cmd(self._engine, auth, transport, ContextData(), 0, reps, *varbinds, lookupMib=False),
+                min(target.budget, left),
+            )
+        return self._unpack(target, answer)
+
+    async def _call(self, target: SnmpTarget, request: Any, budget: float) -> Any:
+        started = time.monotonic()
+        # pysnmp times out by itself; the outer bound only guards against it never answering at all.
+        try:
+            answer = await asyncio.wait_for(request, budget + 1.0)
+        except TimeoutError:
+            raise self._timeout(target, started) from None
+        except Exception as exc:
+            raise SnmpError(
+                "protocol", f"request failed: {type(exc).__name__}", endpoint=target.endpoint
+            ) from None
+        indication = answer[0]
+        if isinstance(indication, errind.RequestTimedOut):
+            raise self._timeout(target, started)
+        if indication:
+            raise self._indication_error(target, indication)
+        return answer
+
+    def _timeout(self, target: SnmpTarget, started: float) -> SnmpError:
+        # pysnmp drops what it cannot parse without a word; a parse error counted for this agent's
+        # address during the request tells "answers garbage" apart from "does not answer".
+        if self._garbage_from.get(self._peers.get((target.address, target.port), ("", 0)), 0.0) >= started:
+            return SnmpError(
+                "protocol",
+                "the agent answered, but nothing valid came back (garbage, truncated or mismatched answers)",
+                endpoint=target.endpoint,
+            )
+        return SnmpError("timeout", self._timeout_message(target), endpoint=target.endpoint)
+
+    def _unpack(self, target: SnmpTarget, answer: Any) -> tuple[str, list[tuple[tuple[int, ...], Any]]]:
+        _indication, status, _index, varbinds = answer
+        status_text = str(status.prettyPrint()) if hasattr(status, "prettyPrint") and status else ""
+        if not status_text and status:
+            status_text = str(status)
+        rows = [(tuple(vb[0].asTuple()), vb[1]) for vb in varbinds]
+        return status_text, rows
+
+    def _indication_error(self, target: SnmpTarget, indication: Any) -> SnmpError:
+        for kind, message in _AUTH_FAILURES.items():
+            if isinstance(indication, kind):
+                return SnmpError("auth", message, endpoint=target.endpoint)
+        # pysnmp's indications are fixed texts, never the request: safe to name.
+        return SnmpError(
+            "protocol", f"SNMP engine error: {type(indication).__name__}", endpoint=target.endpoint
+        )
+
+    @staticmethod
+    def _timeout_message(target: SnmpTarget) -> str:
+        tries = f"{target.retries + 1} × {target.timeout:g} s"
+        if target.credentials.version == "2c":
+            return f"no answer (timeout after {tries}) — wrong community, or agent unreachable"
+        return f"no answer (timeout after {tries}) — agent unreachable, or wrong priv key or priv protocol"
+
+    @asynccontextmanager
+    async def _request(self, target: SnmpTarget) -> Any:
+        if self._closed:
+            raise RuntimeError("SnmpClient is closed")
+        if self._engine is None:
+            self._engine = self._open_engine()
+        transport = await self._transport(target)
+        creds = target.credentials
+        async with self._user(creds), self._semaphore:
+            yield self._auth_data(creds), transport
+
+    def _open_engine(self) -> Any:
+        engine = SnmpEngine()
+        dispatcher = engine.message_dispatcher
+        receive = dispatcher.receive_message
+        heard = self._garbage_from
+
+        counters = engine.get_mib_builder().import_symbols(
+            "__SNMPv2-MIB", "snmpInASNParseErrs", "snmpInBadVersions"
+        )
+
+        def receive_and_note(snmp_engine: Any, domain: Any, address: Any, message: bytes) -> Any:
+            before = [int(c.syntax) for c in counters]
+            try:
+                return receive(snmp_engine, domain, address, message)
+            finally:
+                if [int(c.syntax) for c in counters] != before:
+                    heard[(str(address[0]), int(address[1]))] = time.monotonic()
+
+        dispatcher.receive_message = receive_and_note
+        return engine
+
+    @asynccontextmanager
+    async def _user(self, creds: SnmpCredentials) -> Any:
+        # pysnmp keeps one key set per USM user name in the engine; two targets that share a user
+        # name with different keys must not reconfigure it under each other's requests in flight.
+        if creds.version != "3" or creds.username is None:
+            yield
+            return
+        slot = self._users.setdefault(creds.username, _UserSlot())
+        async with slot.changed:
+            await slot.changed.wait_for(lambda: slot.in_flight == 0 or slot.credentials == creds)
+            slot.credentials = creds
+            slot.in_flight += 1
+        try:
+            yield
+        finally:
+            async with slot.changed:
+                slot.in_flight -= 1
+                slot.changed.notify_all()
+
+    async def _transport(self, target: SnmpTarget) -> Any:
+        key = (target.address, target.port, target.timeout, target.retries)
+        transport = self._transports.get(key)
+        if transport is None:
+            kind = Udp6TransportTarget if ":" in target.address else UdpTransportTarget
+            try:
+                transport = await kind.create(
+                    (target.address, target.port), timeout=target.timeout, retries=target.retries
+                )
+            except Exception as exc:
+                raise SnmpError(
+                    "protocol", f"cannot use address: {type(exc).__name__}", endpoint=target.endpoint
+                ) from None
+            self._transports[key] = transport
+        self._peers.setdefault(
+            (target.address, target.port),
+            (str(transport.transport_address[0]), int(transport.transport_address[1])),
+        )
+        return transport
+
+    def _auth_data(self, creds: SnmpCredentials) -> Any:
+        auth = self._auth.get(creds)
+        if auth is None:
+            if creds.version == "2c":
+                auth = CommunityData(creds.community, mpModel=1)
+            else:
+                auth = UsmUserData(
+                    creds.username,
+                    authKey=creds.auth_key,
+                    privKey=creds.priv_key,
+                    authProtocol=AUTH_PROTOCOLS[creds.auth_protocol]
+                    if creds.auth_protocol
+                    else usmNoAuthProtocol,
+                    privProtocol=PRIV_PROTOCOLS[creds.priv_protocol]
+                    if creds.priv_protocol
+                    else usmNoPrivProtocol,
+                )
+            self._auth[creds] = auth
+        return auth
+
+
+class _Walk:
+    """The state of one multi-column walk: where each column stands and what it has read."""
+
+    def __init__(self, prefixes: Mapping[str, tuple[int, ...]], max_rows: int, endpoint: str) -> None:
+        self.prefixes = dict(prefixes)
+        self.active = list(prefixes)
+        self.last = {c: p for c, p in prefixes.items()}
+        self.results: dict[str, dict[str, Value]] = {c: {} for c in prefixes}
+        self.rows = 0
+        self.answered = False
+        self.max_rows = max_rows
+        self.endpoint = endpoint
+
+    def cursors(self) -> list[tuple[int, ...]]:
+        """The OID each active column continues from, in request order."""
+        return [self.last[c] for c in self.active]
+
+    def error(self, reason: str, message: str) -> SnmpError:
+        """An error carrying what was read so far."""
+        return SnmpError(reason, message, endpoint=self.endpoint, partial=self.results)
+
+    def take(self, rows: list[tuple[tuple[int, ...], Any]]) -> None:
+        """File one GETBULK answer's varbinds (interleaved by column) under their columns."""
+        if not rows:
+            raise self.error("protocol", "empty answer to GETBULK")
+        self.answered = True
+        width = len(self.active)
+        finished: set[str] = set()
+        for i, (oid, raw) in enumerate(rows):
+            column = self.active[i % width]
+            if column in finished:
+                continue
+            prefix = self.prefixes[column]
+            if type(raw).__name__ == _END or oid[: len(prefix)] != prefix:
+                finished.add(column)
+                continue
+            if oid <= self.last[column]:
+                raise self.error(
+                    "loop", f"agent returned OID {_dotted(oid)} after {_dotted(self.last[column])}"
+                )
+            self.last[column] = oid
+            self.rows += 1
+            if self.rows > self.max_rows:
+                raise self.error("too_many_rows", f"walk exceeded {self.max_rows} values")
+            value = convert(raw)
+            if value is not None:
+                self.results[column][_dotted(oid[len(prefix) :])] = value
+        self.active = [c for c in self.active if c not in finished]

@@ -29,8 +29,11 @@ __all__ = [
     "NAMING_CONVENTION",
     "Base",
     "Device",
+    "DeviceMetricSample",
     "IcmpSample",
     "InstanceRun",
+    "Interface",
+    "InterfaceSample",
     "Poll",
     "Site",
     "SiteState",
@@ -204,3 +207,69 @@ class SiteState(Base):
     since: Mapped[datetime | None]
     cause: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime]
+
+
+class Interface(Base):
+    """An interface netwatch discovered on a device, with its names kept up to date."""
+
+    __tablename__ = "interfaces"
+    __table_args__ = _UPSERT
+
+    device: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ifindex: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ifname: Mapped[str] = mapped_column(String(255))
+    ifalias: Mapped[str] = mapped_column(String(255))
+    iftype: Mapped[int | None] = mapped_column(Integer)
+    speed_bps: Mapped[float | None] = mapped_column(Float)
+    contracted_bps: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class InterfaceSample(Base):
+    """One poll of one interface: rates over the last interval and netwatch's corrected totals.
+
+    Totals are netwatch's own wrap- and reboot-corrected counters, never the raw device value;
+    a rate is NULL where none could be computed honestly (first sample, reboot, reset).
+    """
+
+    __tablename__ = "interface_samples"
+    __table_args__ = (
+        UniqueConstraint("device", "ifindex", "scheduled_at"),
+        Index(None, "scheduled_at"),
+        _APPEND,
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(255))
+    ifindex: Mapped[int] = mapped_column(Integer)
+    scheduled_at: Mapped[datetime]
+    started_at: Mapped[datetime]
+    oper_up: Mapped[bool | None] = mapped_column(Boolean)
+    in_bps: Mapped[float | None] = mapped_column(Float)
+    out_bps: Mapped[float | None] = mapped_column(Float)
+    in_octets_total: Mapped[float | None] = mapped_column(Float)
+    out_octets_total: Mapped[float | None] = mapped_column(Float)
+    in_errors_total: Mapped[float | None] = mapped_column(Float)
+    out_errors_total: Mapped[float | None] = mapped_column(Float)
+    in_discards_total: Mapped[float | None] = mapped_column(Float)
+    out_discards_total: Mapped[float | None] = mapped_column(Float)
+    utilisation_in_ratio: Mapped[float | None] = mapped_column(Float)
+    utilisation_out_ratio: Mapped[float | None] = mapped_column(Float)
+
+
+class DeviceMetricSample(Base):
+    """One value of a profile metric (CPU, storage, UPS, SAN port…) from one poll."""
+
+    __tablename__ = "device_metric_samples"
+    __table_args__ = (
+        UniqueConstraint("device", "metric", "labels", "scheduled_at"),
+        Index(None, "scheduled_at"),
+        _APPEND,
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[str] = mapped_column(String(512))
+    scheduled_at: Mapped[datetime]
+    value: Mapped[float] = mapped_column(Float)

@@ -34,6 +34,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Their INFO lines are per-job chatter ("Adding job tentatively", alembic plugin set-up).
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,7 +171,7 @@ def probe(address: str, probes: int, spacing: float, timeout: float) -> None:
         table.add_row(
             str(result.sent),
             str(result.received),
-            f"{result.loss:.0%}",
+            f"{result.loss_ratio:.0%}",
             ms(result.min),
             ms(result.avg),
             ms(result.max),

@@ -221,9 +221,11 @@ class Daemon:
     async def _shutdown(self) -> None:
         log.info("stopping: letting %d polls in flight finish, then flushing storage", len(self._in_flight))
         if self._scheduler is not None:
-            self._scheduler.shutdown()
+            self._scheduler.pause()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
+        if self._scheduler is not None:
+            self._scheduler.shutdown()
         if self._web is not None:
             await self._web.stop()
         icmp = self.ctx.get("icmp")

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from collectors.base import CollectContext, CollectorSpec, CollectResult
 from netwatch.config.inventory import Job
-from netwatch.health import RoundOutcome, TargetHealth, Transition, classify
+from netwatch.health import RoundOutcome, State, TargetHealth, Transition, classify
 from netwatch.state import LatestState
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ class Pipeline:
         outcome = classify(result, job_state.health.rules)
         transition = job_state.health.observe(outcome, scheduled_at)
         if transition is not None:
-            log.info(
+            log.log(
+                logging.DEBUG if transition.old is State.UNKNOWN else logging.INFO,
                 "%s %s: %s → %s since %s",
                 job.target.key,
                 job.kind,

@@ -63,8 +63,13 @@ class PollScheduler:
         """Start firing jobs (needs a running event loop)."""
         self._scheduler.start()
 
+    def pause(self) -> None:
+        """Fire no more runs; runs in flight go on (await them, then :meth:`shutdown`)."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+
     def shutdown(self) -> None:
-        """Stop scheduling new runs; runs in flight are the caller's to await."""
+        """Stop the scheduler; APScheduler cancels runs still in flight, so :meth:`pause` and await first."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 

@@ -48,7 +48,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def samples(
-    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, /, **labels: str
 ) -> list[float]:
     """Values of every sample called ``name`` whose labels include ``labels``."""
     return [v for (n, ls), v in metrics.items() if n == name and all((k, labels[k]) in ls for k in labels)]

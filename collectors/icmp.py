@@ -1,0 +1,599 @@
+"""ICMP echo rounds: one engine, one shared socket per address family, probes sent on schedule.
+
+A round sends ``probes`` echo requests to one address, probe *i* at round start + *i* × spacing,
+whatever the replies. Replies are matched to probes by identifier and sequence (datagram sockets:
+sequence and source, since the kernel rewrites the identifier) and by a per-engine random payload,
+so a stray reply never counts. RTTs come from times taken at the socket (``icmp_socket``), never
+from when the event loop got round to a reply. A dead target never makes a round longer than
+``(probes - 1) × probe_spacing + timeout``.
+
+Jitter is the mean absolute difference of consecutive RTTs (in probe order, over the replies that
+came back), as smokeping and fping's reports use it; not RFC 3550's smoothed estimator, which
+depends on history across rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import heapq
+import itertools
+import math
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from collectors.base import (
+    CollectContext,
+    CollectorParams,
+    CollectorSpec,
+    CollectResult,
+    Measurement,
+    Target,
+)
+from collectors.icmp_socket import FIX_HINT, Datagram, IcmpPermissionError, IcmpSocket, open_socket
+
+__all__ = [
+    "SPEC",
+    "IcmpEngine",
+    "IcmpParams",
+    "IcmpPermissionError",
+    "RoundResult",
+    "collect",
+    "round_measurements",
+]
+
+SocketFactory = Callable[[int, bool], IcmpSocket]
+
+_HEADER = struct.Struct("!BBHHH")
+_ID_SEQ = struct.Struct("!HH")
+_ECHO_REQUEST: dict[int, int] = {socket.AF_INET: 8, socket.AF_INET6: 128}
+_ECHO_REPLY: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 129}
+_ERROR_TYPES: dict[int, tuple[int, int]] = {socket.AF_INET: (3, 11), socket.AF_INET6: (1, 3)}
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.EACCES, errno.EPERM}
+)
+# Replies read during a burst of sends: keeps the receive buffer from overflowing before the
+# loop gets back to the reader.
+_DRAIN_EVERY = 256
+# A kernel timestamp may precede our monotonic reading by clock granularity; more than this means
+# the wall clock stepped between send and receive.
+_CLOCK_SLACK_NS = 1_000_000
+# asyncio fires a timer up to its clock resolution early; entries that close are due
+_TIMER_TOLERANCE = 1e-6
+_EXPIRE = -1
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What one round of echo probes to one address measured.
+
+    ``rtts`` are in seconds, in probe order, one per reply received. ``reason`` is set only when
+    no reply came back: ``resolve``, ``unreachable``, ``timeout`` or ``error``.
+    """
+
+    address: str
+    sent: int
+    received: int
+    rtts: tuple[float, ...] = ()
+    reason: str | None = None
+    error: str | None = None
+    unreachable: int = 0
+
+    @property
+    def loss_ratio(self) -> float:
+        """Share of probes sent that got no reply (1.0 when none could be sent)."""
+        return 1.0 - self.received / self.sent if self.sent else 1.0
+
+    @property
+    def min(self) -> float | None:
+        """Smallest RTT in seconds, None without replies."""
+        return min(self.rtts) if self.rtts else None
+
+    @property
+    def avg(self) -> float | None:
+        """Mean RTT in seconds, None without replies."""
+        return sum(self.rtts) / len(self.rtts) if self.rtts else None
+
+    @property
+    def max(self) -> float | None:
+        """Largest RTT in seconds, None without replies."""
+        return max(self.rtts) if self.rtts else None
+
+    @property
+    def jitter(self) -> float | None:
+        """Mean absolute difference of consecutive RTTs in seconds; None with fewer than 2 replies."""
+        if len(self.rtts) < 2:
+            return None
+        pairs = zip(self.rtts, self.rtts[1:], strict=False)
+        return sum(abs(b - a) for a, b in pairs) / (len(self.rtts) - 1)
+
+
+class _Probe:
+    __slots__ = ("index", "key", "round", "sent_mono", "sent_ns")
+
+    def __init__(self, rnd: _Round, index: int, key: int, sent_ns: int, sent_mono: float) -> None:
+        self.round = rnd
+        self.index = index
+        self.key = key
+        self.sent_ns = sent_ns
+        self.sent_mono = sent_mono
+
+
+class _Round:
+    """The bookkeeping of one round in flight."""
+
+    __slots__ = (
+        "address",
+        "done",
+        "error",
+        "live",
+        "packed",
+        "payload",
+        "rtts",
+        "sent",
+        "timeout",
+        "unreachable",
+        "unsent",
+    )
+
+    def __init__(
+        self,
+        address: str,
+        packed: bytes,
+        payload: bytes,
+        probes: int,
+        timeout: float,
+        done: asyncio.Future[None],
+    ) -> None:
+        self.address = address
+        self.packed = packed
+        self.payload = payload
+        self.timeout = timeout
+        self.done = done
+        self.rtts: list[float | None] = [None] * probes
+        self.live: dict[int, _Probe] = {}
+        self.sent = 0
+        self.unsent = probes
+        self.unreachable = 0
+        self.error: tuple[str, str] | None = None
+
+    def settle(self, now: float) -> list[_Probe]:
+        """Finish the round if nothing is left to wait for; return probes whose window has passed."""
+        expired: list[_Probe] = []
+        if self.unsent == 0 and self.live:
+            expired = [p for p in self.live.values() if p.sent_mono + self.timeout <= now]
+            for probe in expired:
+                del self.live[probe.key]
+        if self.unsent == 0 and not self.live and not self.done.done():
+            self.done.set_result(None)
+        return expired
+
+    def fail_probe(self, reason: str, message: str) -> None:
+        """Note a probe that will get no reply, and why (the first reason of the round is kept)."""
+        if reason == "unreachable":
+            self.unreachable += 1
+        if self.error is None or (reason == "unreachable" and self.error[0] != "unreachable"):
+            self.error = (reason, message)
+
+    def result(self) -> RoundResult:
+        """The round as a value."""
+        rtts = tuple(r for r in self.rtts if r is not None)
+        reason = error = None
+        if not rtts:
+            reason, error = self.error or (
+                "timeout",
+                f"no reply to {self.sent} probe(s) within {self.timeout:g} s",
+            )
+        return RoundResult(self.address, self.sent, len(rtts), rtts, reason, error, self.unreachable)
+
+
+class _Family:
+    """One address family's shared socket and the probes in flight on it."""
+
+    __slots__ = ("error_types", "ident", "pending", "reply_type", "request_type", "sends", "seq", "sock")
+
+    def __init__(self, sock: IcmpSocket, ident: int) -> None:
+        self.sock = sock
+        self.ident = ident
+        self.seq = 0
+        self.sends = 0
+        self.pending: dict[int, _Probe] = {}
+        self.request_type = _ECHO_REQUEST[sock.family]
+        self.reply_type = _ECHO_REPLY[sock.family]
+        self.error_types = _ERROR_TYPES[sock.family]
+
+
+def _key(privileged: bool, ident: int, seq: int) -> int:
+    # datagram sockets: the kernel owns the identifier and only hands us our own replies
+    return (ident << 16) | seq if privileged else seq
+
+
+@functools.lru_cache(maxsize=16_384)
+def _numeric_address(address: str) -> tuple[int, str, bytes] | None:
+    """(family, canonical text, packed) for an IP literal, None for a name."""
+    try:
+        infos = socket.getaddrinfo(address, None, type=socket.SOCK_RAW, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    family, text = infos[0][0], str(infos[0][4][0])
+    return family, text, socket.inet_pton(family, text.partition("%")[0])
+
+
+class IcmpEngine:
+    """Shared ICMP echo engine: open once, run many concurrent rounds, close at the end."""
+
+    def __init__(self, *, privileged: bool, socket_factory: SocketFactory = open_socket) -> None:
+        self._privileged = privileged
+        self._factory = socket_factory
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._families: dict[int, _Family] = {}
+        self._rounds: set[_Round] = set()
+        self._ident = int.from_bytes(os.urandom(2), "big")
+        self._token = os.urandom(8)
+        self._payloads: dict[int, tuple[bytes, int]] = {}
+        self._closed = False
+        self._timeline: list[tuple[float, int, _Family, _Round, int]] = []
+        self._tick = itertools.count()
+        self._wakeup: asyncio.TimerHandle | None = None
+        self._wakeup_at = math.inf
+
+    @classmethod
+    async def open(
+        cls, *, privileged: bool | None = None, socket_factory: SocketFactory = open_socket
+    ) -> Self:
+        """Open the IPv4 socket (raw if allowed, else datagram); raise IcmpPermissionError if neither."""
+        failures: list[str] = []
+        for choice in (True, False) if privileged is None else (privileged,):
+            engine = cls(privileged=choice, socket_factory=socket_factory)
+            try:
+                engine._family(socket.AF_INET)
+            except PermissionError as exc:
+                kind = "raw socket" if choice else "datagram socket (net.ipv4.ping_group_range)"
+                failures.append(f"{kind}: {exc.strerror or exc}")
+                continue
+            return engine
+        raise IcmpPermissionError(f"cannot open an ICMP socket ({'; '.join(failures)}). {FIX_HINT}")
+
+    @property
+    def privileged(self) -> bool:
+        """True with raw sockets, False with unprivileged datagram (ping) sockets."""
+        return self._privileged
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every round in flight (they return what they have) and close the sockets."""
+        self._closed = True
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._timeline.clear()
+        for rnd in list(self._rounds):
+            if not rnd.done.done():
+                rnd.done.set_result(None)
+        for fam in self._families.values():
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(fam.sock.fileno())
+            fam.sock.close()
+        self._families.clear()
+
+    def _family(self, family: int) -> _Family:
+        fam = self._families.get(family)
+        if fam is None:
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            fam = _Family(self._factory(family, self._privileged), self._ident)
+            self._families[family] = fam
+            self._loop.add_reader(fam.sock.fileno(), self._on_readable, fam)
+        return fam
+
+    def _payload(self, size: int) -> tuple[bytes, int]:
+        cached = self._payloads.get(size)
+        if cached is None:
+            payload = (self._token * (size // len(self._token) + 1))[:size]
+            padded = payload + b"\0" * (size % 2)
+            words = sum(struct.unpack(f"!{len(padded) // 2}H", padded))
+            cached = self._payloads[size] = (payload, words)
+        return cached
+
+    async def round(
+        self, address: str, *, probes: int, probe_spacing: float, timeout: float, payload_size: int = 56
+    ) -> RoundResult:
+        """Send ``probes`` echo requests to ``address`` and wait for their replies; failure is a value."""
+        if self._closed:
+            raise RuntimeError("the ICMP engine is closed")
+        if probes < 1 or probe_spacing < 0 or timeout <= 0 or not 0 <= payload_size <= 65_000:
+            raise ValueError("a round needs probes ≥ 1, probe_spacing ≥ 0, timeout > 0, 0 ≤ payload_size")
+        resolved = await self._resolve(address, timeout)
+        if isinstance(resolved, RoundResult):
+            return resolved
+        family, text, packed = resolved
+        try:
+            fam = self._family(family)
+        except OSError as exc:
+            name = "IPv6" if family == socket.AF_INET6 else "IPv4"
+            return RoundResult(text, 0, 0, reason="unreachable", error=f"{name} ICMP is not available: {exc}")
+        loop = asyncio.get_running_loop()
+        payload, _ = self._payload(payload_size)
+        rnd = _Round(text, packed, payload, probes, timeout, loop.create_future())
+        self._rounds.add(rnd)
+        start = loop.time()
+        try:
+            for index in range(probes):
+                if index == 0 or probe_spacing == 0:
+                    self._send(fam, rnd, index)
+                else:
+                    self._at(start + index * probe_spacing, fam, rnd, index)
+            self._at(start + (probes - 1) * probe_spacing + timeout, fam, rnd, _EXPIRE)
+            await rnd.done
+        finally:
+            self._retire(fam, rnd)
+        return rnd.result()
+
+    def _at(self, when: float, fam: _Family, rnd: _Round, index: int) -> None:
+        """Schedule probe ``index`` of ``rnd`` (or its expiry) on the engine's one timeline.
+
+        One heap of tuples and one loop timer for every round in flight: a loop timer per probe
+        costs more CPU than sending the probe.
+        """
+        heapq.heappush(self._timeline, (when, next(self._tick), fam, rnd, index))
+        if when < self._wakeup_at:
+            if self._wakeup is not None:
+                self._wakeup.cancel()
+            assert self._loop is not None
+            self._wakeup = self._loop.call_at(when, self._run_timeline)
+            self._wakeup_at = when
+
+    def _run_timeline(self) -> None:
+        assert self._loop is not None
+        self._wakeup, self._wakeup_at = None, math.inf
+        timeline = self._timeline
+        now = self._loop.time() + _TIMER_TOLERANCE
+        try:
+            while timeline and timeline[0][0] <= now:
+                _, _, fam, rnd, index = heapq.heappop(timeline)
+                if rnd.done.done():
+                    continue
+                if index == _EXPIRE:
+                    rnd.done.set_result(None)
+                else:
+                    self._send(fam, rnd, index)
+        finally:
+            # a bug in one send must not stop every other round's clock
+            if timeline and not self._closed:
+                self._wakeup_at = timeline[0][0]
+                self._wakeup = self._loop.call_at(self._wakeup_at, self._run_timeline)
+
+    async def _resolve(self, address: str, timeout: float) -> tuple[int, str, bytes] | RoundResult:
+        numeric = _numeric_address(address)
+        if numeric is not None:
+            return numeric
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(address, None, type=socket.SOCK_RAW)
+        except TimeoutError:
+            return RoundResult(
+                address, 0, 0, reason="resolve", error=f"{address}: no answer from the resolver"
+            )
+        except (OSError, UnicodeError, ValueError) as exc:
+            return RoundResult(address, 0, 0, reason="resolve", error=f"{address}: {exc}")
+        ordered = sorted(infos, key=lambda info: info[0] not in self._families)
+        family, text = ordered[0][0], str(ordered[0][4][0])
+        return family, text, socket.inet_pton(family, text.partition("%")[0])
+
+    def _retire(self, fam: _Family, rnd: _Round) -> None:
+        if not rnd.done.done():
+            rnd.done.cancel()
+        for key in rnd.live:
+            fam.pending.pop(key, None)
+        rnd.live.clear()
+        self._rounds.discard(rnd)
+
+    def _allocate(self, fam: _Family) -> int | None:
+        for _ in range(0x10000):
+            fam.seq = (fam.seq + 1) & 0xFFFF
+            if fam.seq == 0 and self._privileged:
+                fam.ident = (fam.ident + 1) & 0xFFFF
+            key = _key(self._privileged, fam.ident, fam.seq)
+            if key not in fam.pending:
+                return key
+        return None
+
+    def _send(self, fam: _Family, rnd: _Round, index: int) -> None:
+        if rnd.done.done():
+            return
+        rnd.unsent -= 1
+        rnd.sent += 1
+        key = self._allocate(fam)
+        loop = self._loop
+        assert loop is not None
+        if key is None:
+            rnd.fail_probe("error", "too many probes in flight (65,536 per address family)")
+        else:
+            payload, words = self._payload(len(rnd.payload))
+            checksum = 0
+            if fam.sock.family == socket.AF_INET:
+                total = (fam.request_type << 8) + fam.ident + fam.seq + words
+                total = (total & 0xFFFF) + (total >> 16)
+                total = (total & 0xFFFF) + (total >> 16)
+                checksum = ~total & 0xFFFF
+            message = _HEADER.pack(fam.request_type, 0, checksum, fam.ident, fam.seq) + payload
+            # before the send, like the socket layer's wall-clock stamp: the clock-step check
+            # compares the two, and a slow sendto must not make a genuine reply look impossible
+            sent_mono = loop.time()
+            try:
+                sent_ns = fam.sock.send(message, rnd.address)
+            except OSError as exc:
+                reason = "unreachable" if exc.errno in _UNREACHABLE_ERRNOS else "error"
+                rnd.fail_probe(reason, f"{rnd.address}: {exc.strerror or exc}")
+            else:
+                probe = _Probe(rnd, index, key, sent_ns, sent_mono)
+                fam.pending[key] = probe
+                rnd.live[key] = probe
+                fam.sends += 1
+                if fam.sends % _DRAIN_EVERY == 0:
+                    self._on_readable(fam)
+                if rnd.unsent:
+                    return
+        self._settle(fam, rnd)
+
+    def _settle(self, fam: _Family, rnd: _Round) -> None:
+        assert self._loop is not None
+        for probe in rnd.settle(self._loop.time()):
+            fam.pending.pop(probe.key, None)
+
+    def _on_readable(self, fam: _Family) -> None:
+        for datagram in fam.sock.receive():
+            self._handle(fam, datagram)
+
+    def _handle(self, fam: _Family, datagram: Datagram) -> None:
+        message = datagram.message
+        if len(message) < 8:
+            return
+        if datagram.queued_error:
+            if message[0] == fam.request_type:
+                self._refused(fam, message, datagram.source, None, f"ICMP error for {datagram.source}")
+            return
+        kind = message[0]
+        if kind == fam.reply_type:
+            self._reply(fam, message, datagram)
+        elif kind in fam.error_types:
+            self._icmp_error(fam, message, datagram.source)
+
+    def _reply(self, fam: _Family, message: bytes, datagram: Datagram) -> None:
+        ident, seq = _ID_SEQ.unpack_from(message, 4)
+        probe = fam.pending.get(_key(self._privileged, ident, seq))
+        if probe is None:
+            return
+        rnd = probe.round
+        source = datagram.source
+        if (source != rnd.address and source.partition("%")[0] != rnd.address.partition("%")[0]) or (
+            message[8:] != rnd.payload
+        ):
+            return
+        del fam.pending[probe.key]
+        del rnd.live[probe.key]
+        assert self._loop is not None
+        rtt_ns = datagram.received_ns - probe.sent_ns
+        elapsed_ns = (self._loop.time() - probe.sent_mono) * 1e9
+        # a wall-clock step between send and receive would report a fiction: drop the probe instead
+        if 0 <= rtt_ns <= elapsed_ns + _CLOCK_SLACK_NS and rtt_ns <= rnd.timeout * 1e9:
+            rnd.rtts[probe.index] = rtt_ns / 1e9
+        if not rnd.unsent:
+            self._settle(fam, rnd)
+
+    def _icmp_error(self, fam: _Family, message: bytes, source: str) -> None:
+        quoted = message[8:]
+        if fam.sock.family == socket.AF_INET:
+            header_len = (quoted[0] & 0x0F) * 4 if quoted else 0
+            if len(quoted) < header_len + 8 or quoted[9] != socket.IPPROTO_ICMP:
+                return
+            inner, destination = quoted[header_len:], quoted[16:20]
+        else:
+            if len(quoted) < 48 or quoted[6] != socket.IPPROTO_ICMPV6:
+                return
+            inner, destination = quoted[40:], quoted[24:40]
+        if inner[0] != fam.request_type:
+            return
+        exceeded = message[0] == (11 if fam.sock.family == socket.AF_INET else 3)
+        what = "time exceeded" if exceeded else "destination unreachable"
+        self._refused(
+            fam, inner, None, destination, f"{what} (ICMP type {message[0]} code {message[1]}) from {source}"
+        )
+
+    def _refused(
+        self, fam: _Family, request: bytes, address: str | None, packed: bytes | None, text: str
+    ) -> None:
+        ident, seq = _ID_SEQ.unpack_from(request, 4)
+        probe = fam.pending.get(_key(self._privileged, ident, seq))
+        if probe is None:
+            return
+        rnd = probe.round
+        if (address is not None and address.partition("%")[0] != rnd.address.partition("%")[0]) or (
+            packed is not None and packed != rnd.packed
+        ):
+            return
+        del fam.pending[probe.key]
+        del rnd.live[probe.key]
+        rnd.fail_probe("unreachable", f"{rnd.address}: {text}")
+        self._settle(fam, rnd)
+
+
+class IcmpParams(CollectorParams):
+    """One round of echo probes per interval."""
+
+    kind: Literal["icmp"] = "icmp"
+    interval: float = Field(default=10.0, gt=0, le=86_400, description="Seconds between two rounds.")
+    timeout: float = Field(default=1.0, gt=0, le=60, description="Seconds to wait for each probe's reply.")
+    probes: int = Field(default=5, ge=1, le=100, description="Echo requests per round.")
+    probe_spacing: float = Field(
+        default=1.0, ge=0, le=60, description="Seconds between the probes of a round."
+    )
+    payload_size: int = Field(default=56, ge=0, le=1472, description="Bytes of payload per echo request.")
+
+    @model_validator(mode="after")
+    def _round_fits_interval(self) -> IcmpParams:
+        span = (self.probes - 1) * self.probe_spacing + self.timeout
+        if span >= self.interval:
+            raise ValueError(
+                f"a round takes (probes - 1) × probe_spacing + timeout = {span:g} s, which must be"
+                f" shorter than interval ({self.interval:g} s): lower probes, probe_spacing or timeout"
+            )
+        return self
+
+
+def round_measurements(result: RoundResult) -> tuple[Measurement, ...]:
+    """The ``icmp_*`` measurements of one round (RTT statistics only when replies came back)."""
+    counts = (
+        Measurement("icmp_packets_sent", result.sent, kind="delta"),
+        Measurement("icmp_packets_received", result.received, kind="delta"),
+    )
+    values: list[tuple[str, float | None]] = [
+        ("icmp_loss_ratio", result.loss_ratio),
+        ("icmp_rtt_min_seconds", result.min),
+        ("icmp_rtt_avg_seconds", result.avg),
+        ("icmp_rtt_max_seconds", result.max),
+        ("icmp_jitter_seconds", result.jitter),
+    ]
+    return counts + tuple(Measurement(name, value) for name, value in values if value is not None)
+
+
+async def collect(target: Target, params: IcmpParams, ctx: CollectContext) -> CollectResult:
+    """One round of ``params.probes`` echo requests to ``target`` through the shared engine."""
+    engine = ctx.get("icmp")
+    if not isinstance(engine, IcmpEngine):
+        return CollectResult.failed("permission", f"no ICMP engine is open. {FIX_HINT}")
+    result = await engine.round(
+        target.address,
+        probes=params.probes,
+        probe_spacing=params.probe_spacing,
+        timeout=params.timeout,
+        payload_size=params.payload_size,
+    )
+    measurements = round_measurements(result)
+    details = {"round": result}
+    if result.received > 0:
+        return CollectResult(success=True, measurements=measurements, details=details)
+    return CollectResult(
+        success=False,
+        measurements=measurements,
+        error=result.error,
+        reason=result.reason or "timeout",
+        details=details,
+    )
+
+
+SPEC: CollectorSpec[IcmpParams] = CollectorSpec(
+    kind="icmp", params_model=IcmpParams, collect=collect, description="ICMP echo rounds: loss, RTT, jitter."
+)

@@ -1,0 +1,318 @@
+"""The ICMP engine against a scripted socket layer: matching, foreign and duplicate replies, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from collectors.base import CollectContext, Target
+from collectors.icmp import IcmpEngine, IcmpParams, RoundResult, collect
+from collectors.icmp_socket import Datagram
+
+Script = Callable[["FakeSocket", bytes, str, int], None]
+
+
+class FakeSocket:
+    """A socket layer that records requests and lets a script answer them, readable through a pipe."""
+
+    def __init__(self, family: int, privileged: bool) -> None:
+        self.family = family
+        self.privileged = privileged
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        self.inbox: list[Datagram] = []
+        self.requests: list[tuple[bytes, str, int]] = []
+        self.script: Script | None = None
+        self.send_error: int | None = None
+
+    def fileno(self) -> int:
+        return self._read
+
+    def send(self, message: bytes, address: str) -> int:
+        if self.send_error is not None:
+            raise OSError(self.send_error, os.strerror(self.send_error))
+        sent_ns = time.time_ns()
+        self.requests.append((message, address, sent_ns))
+        if self.script is not None:
+            self.script(self, message, address, sent_ns)
+        return sent_ns
+
+    def deliver(self, datagram: Datagram) -> None:
+        self.inbox.append(datagram)
+        os.write(self._write, b"!")
+
+    def receive(self) -> list[Datagram]:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._read, 4096)
+        out, self.inbox = self.inbox, []
+        return out
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+def reply_to(
+    request: bytes, *, kind: int = 0, ident: int | None = None, payload: bytes | None = None
+) -> bytes:
+    """The echo reply a peer would send back to ``request`` (checksum not checked by the engine)."""
+    _, _, _, req_ident, seq = struct.unpack_from("!BBHHH", request)
+    body = request[8:] if payload is None else payload
+    return struct.pack("!BBHHH", kind, 0, 0, req_ident if ident is None else ident, seq) + body
+
+
+def _ident(request: bytes) -> int:
+    return int(struct.unpack_from("!H", request, 4)[0])
+
+
+def answer_after(rtts: list[float], copies: int = 1) -> Script:
+    """A peer answering probe i after rtts[i] seconds, ``copies`` times each; probes beyond are lost."""
+
+    def script(sock: FakeSocket, message: bytes, address: str, sent_ns: int) -> None:
+        index = len(sock.requests) - 1
+        if index >= len(rtts):
+            return
+        rtt = rtts[index]
+        loop = asyncio.get_running_loop()
+        for _ in range(copies):
+            datagram = Datagram(reply_to(message), address, sent_ns + round(rtt * 1e9))
+            loop.call_later(rtt, sock.deliver, datagram)
+
+    return script
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[IcmpEngine, dict[int, FakeSocket]]]:
+    made: dict[int, FakeSocket] = {}
+
+    def factory(family: int, privileged: bool) -> FakeSocket:
+        made[family] = FakeSocket(family, privileged)
+        return made[family]
+
+    engine = await IcmpEngine.open(privileged=True, socket_factory=factory)
+    yield engine, made
+    await engine.close()
+
+
+async def test_replies_are_matched_and_timed_by_socket_timestamps(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
+) -> None:
+    engine, made = fakes
+    made[socket.AF_INET].script = answer_after([0.003, 0.001, 0.002])
+    result = await engine.round("203.0.113.10", probes=3, probe_spacing=0.01, timeout=0.5)
+    assert (result.sent, result.received, result.reason) == (3, 3, None)
+    assert result.rtts == pytest.approx((0.003, 0.001, 0.002), abs=1e-9)
+
+
+async def test_echo_request_checksum_is_valid_for_raw_sockets(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
+) -> None:
+    engine, made = fakes
+    await engine.round("203.0.113.10", probes=1, probe_spacing=0, timeout=0.01, payload_size=57)
+    request = made[socket.AF_INET].requests[0][0]
+    padded = request + b"\0"
+    total = sum(struct.unpack(f"!{len(padded) // 2}H", padded))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    assert request[0] == 8 and len(request) == 8 + 57
+    assert total == 0xFFFF
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        pytest.param(
+            lambda req, addr: Datagram(reply_to(req, ident=_ident(req) ^ 1), addr, 0), id="other-identifier"
+        ),
+        pytest.param(
+            lambda req, addr: Datagram(reply_to(req, payload=b"x" * 56), addr, 0), id="other-payload"
+        ),
+        pytest.param(lambda req, addr: Datagram(reply_to(req), "203.0.113.99", 0), id="other-source"),
+        pytest.param(lambda req, addr: Datagram(reply_to(req, kind=8), addr, 0), id="echo-request"),
+        pytest.param(lambda req, addr: Datagram(reply_to(req)[:6], addr, 0), id="truncated"),
+    ],
+)
+async def test_foreign_replies_never_count(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]], foreign: Callable[[bytes, str], Datagram]
+) -> None:
+    engine, made = fakes
+
+    def script(sock: FakeSocket, message: bytes, address: str, sent_ns: int) -> None:
+        stray = foreign(message, address)
+        sock.deliver(Datagram(stray.message, stray.source, sent_ns + 1000))
+
+    made[socket.AF_INET].script = script
+    result = await engine.round("203.0.113.10", probes=2, probe_spacing=0.01, timeout=0.05)
+    assert (result.sent, result.received, result.reason) == (2, 0, "timeout")
+
+
+async def test_duplicate_replies_count_once(fakes: tuple[IcmpEngine, dict[int, FakeSocket]]) -> None:
+    engine, made = fakes
+    made[socket.AF_INET].script = answer_after([0.001] * 4, copies=3)
+    result = await engine.round("203.0.113.10", probes=4, probe_spacing=0.005, timeout=0.2)
+    assert (result.sent, result.received) == (4, 4)
+    assert result.loss_ratio == 0.0
+
+
+@pytest.mark.parametrize(
+    "received_after",
+    [
+        pytest.param(0.3, id="later-than-timeout"),
+        pytest.param(-0.001, id="clock-stepped-back"),
+        pytest.param(5.0, id="clock-stepped-forward"),
+    ],
+)
+async def test_impossible_rtts_are_discarded(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]], received_after: float
+) -> None:
+    engine, made = fakes
+
+    def script(sock: FakeSocket, message: bytes, address: str, sent_ns: int) -> None:
+        sock.deliver(Datagram(reply_to(message), address, sent_ns + round(received_after * 1e9)))
+
+    made[socket.AF_INET].script = script
+    result = await engine.round("203.0.113.10", probes=1, probe_spacing=0, timeout=0.1)
+    assert (result.sent, result.received, result.rtts) == (1, 0, ())
+
+
+async def test_destination_unreachable_ends_the_round_without_waiting(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
+) -> None:
+    engine, made = fakes
+
+    def script(sock: FakeSocket, message: bytes, address: str, sent_ns: int) -> None:
+        inner_ip = bytes([0x45, 0, 0, 84, 0, 0, 0, 0, 64, 1, 0, 0]) + socket.inet_aton("198.18.0.1")
+        inner_ip += socket.inet_aton(address)
+        error = struct.pack("!BBHI", 3, 1, 0, 0) + inner_ip + message[:8]
+        sock.deliver(Datagram(error, "198.18.0.1", sent_ns + 1000))
+
+    made[socket.AF_INET].script = script
+    started = time.monotonic()
+    result = await engine.round("203.0.113.10", probes=2, probe_spacing=0.01, timeout=5.0)
+    assert (result.sent, result.received, result.unreachable, result.reason) == (2, 0, 2, "unreachable")
+    assert "198.18.0.1" in (result.error or "")
+    assert time.monotonic() - started < 5.0
+
+
+async def test_send_error_no_route_is_unreachable(fakes: tuple[IcmpEngine, dict[int, FakeSocket]]) -> None:
+    engine, made = fakes
+    made[socket.AF_INET].send_error = errno.EHOSTUNREACH
+    result = await engine.round("203.0.113.10", probes=3, probe_spacing=0.001, timeout=5.0)
+    assert (result.sent, result.received, result.reason) == (3, 0, "unreachable")
+
+
+async def test_datagram_sockets_match_despite_kernel_identifier_and_read_queued_errors() -> None:
+    made: dict[int, FakeSocket] = {}
+
+    def factory(family: int, privileged: bool) -> FakeSocket:
+        made[family] = FakeSocket(family, privileged)
+        return made[family]
+
+    def kernel_rewrites_identifier(sock: FakeSocket, message: bytes, address: str, sent_ns: int) -> None:
+        if address == "203.0.113.10":
+            sock.deliver(Datagram(reply_to(message, ident=4242), address, sent_ns + 2000))
+        else:
+            sock.deliver(Datagram(message, address, sent_ns + 2000, queued_error=True))
+
+    async with await IcmpEngine.open(privileged=False, socket_factory=factory) as engine:
+        assert engine.privileged is False
+        made[socket.AF_INET].script = kernel_rewrites_identifier
+        answered, refused = await asyncio.gather(
+            engine.round("203.0.113.10", probes=3, probe_spacing=0.002, timeout=0.5),
+            engine.round("203.0.113.11", probes=3, probe_spacing=0.002, timeout=0.5),
+        )
+    assert answered.received == 3
+    assert answered.rtts == pytest.approx((2e-6,) * 3)
+    assert (refused.received, refused.reason) == (0, "unreachable")
+
+
+async def test_ipv6_socket_opens_on_first_ipv6_round(fakes: tuple[IcmpEngine, dict[int, FakeSocket]]) -> None:
+    engine, made = fakes
+    assert socket.AF_INET6 not in made
+    result = await engine.round("2001:db8::1", probes=1, probe_spacing=0, timeout=0.01)
+    request = made[socket.AF_INET6].requests[0][0]
+    assert request[0] == 128
+    assert (result.address, result.reason) == ("2001:db8::1", "timeout")
+
+
+@pytest.mark.parametrize(
+    ("rtts", "sent", "expected"),
+    [
+        ((0.010, 0.020, 0.030), 3, (0.010, 0.020, 0.030, 0.010, 0.0)),
+        ((0.010, 0.030, 0.010, 0.030), 5, (0.010, 0.020, 0.030, 0.020, 0.2)),
+        ((0.005,), 4, (0.005, 0.005, 0.005, None, 0.75)),
+        ((), 5, (None, None, None, None, 1.0)),
+        ((), 0, (None, None, None, None, 1.0)),
+    ],
+)
+def test_round_statistics(rtts: tuple[float, ...], sent: int, expected: tuple[float | None, ...]) -> None:
+    result = RoundResult("203.0.113.10", sent, len(rtts), rtts)
+    got = (result.min, result.avg, result.max, result.jitter, result.loss_ratio)
+    assert got == pytest.approx(expected)
+
+
+async def test_collect_without_an_engine_says_how_to_fix() -> None:
+    result = await collect(Target("gw", "127.0.0.1"), IcmpParams(), CollectContext())
+    assert (result.success, result.reason) == (False, "permission")
+    assert "setcap cap_net_raw+ep" in (result.error or "")
+    assert "ping_group_range" in (result.error or "")
+
+
+async def test_collect_reports_round_as_measurements(fakes: tuple[IcmpEngine, dict[int, FakeSocket]]) -> None:
+    engine, made = fakes
+    made[socket.AF_INET].script = answer_after([0.002, 0.004])
+    params = IcmpParams(probes=3, probe_spacing=0.01, timeout=0.1, interval=1)
+    result = await collect(Target("gw", "203.0.113.10", port=22), params, CollectContext({"icmp": engine}))
+    assert result.success
+    assert {m.name: m.value for m in result.measurements} == pytest.approx(
+        {
+            "icmp_packets_sent": 3,
+            "icmp_packets_received": 2,
+            "icmp_loss_ratio": 1 / 3,
+            "icmp_rtt_min_seconds": 0.002,
+            "icmp_rtt_avg_seconds": 0.003,
+            "icmp_rtt_max_seconds": 0.004,
+            "icmp_jitter_seconds": 0.002,
+        }
+    )
+    assert isinstance(result.details["round"], RoundResult)
+
+
+async def test_collect_all_lost_is_a_timeout_failure(fakes: tuple[IcmpEngine, dict[int, FakeSocket]]) -> None:
+    engine, _ = fakes
+    params = IcmpParams(probes=2, probe_spacing=0.01, timeout=0.05, interval=1)
+    result = await collect(Target("gw", "203.0.113.10"), params, CollectContext({"icmp": engine}))
+    assert (result.success, result.reason) == (False, "timeout")
+    assert result.value("icmp_packets_sent") == 2
+    assert result.value("icmp_loss_ratio") == 1.0
+    assert result.value("icmp_rtt_avg_seconds") is None
+
+
+async def test_a_cancelled_round_sends_no_more_probes(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
+) -> None:
+    engine, made = fakes
+    task = asyncio.create_task(engine.round("203.0.113.10", probes=3, probe_spacing=0.05, timeout=0.5))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.15)
+    assert len(made[socket.AF_INET].requests) == 1
+
+
+async def test_closing_the_engine_ends_rounds_in_flight() -> None:
+    engine = await IcmpEngine.open(privileged=True, socket_factory=FakeSocket)
+    task = asyncio.create_task(engine.round("203.0.113.10", probes=2, probe_spacing=0.01, timeout=30))
+    await asyncio.sleep(0.05)
+    await engine.close()
+    result = await asyncio.wait_for(task, timeout=1)
+    assert (result.sent, result.received, result.reason) == (2, 0, "timeout")

@@ -5,8 +5,9 @@
 
 from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Measurement, Target
 from collectors.icmp import SPEC as ICMP_SPEC
+from collectors.snmp.collector import SPEC as SNMP_SPEC
 
-REGISTRY: dict[str, CollectorSpec] = {spec.kind: spec for spec in (ICMP_SPEC,)}  # type: ignore[type-arg]
+REGISTRY: dict[str, CollectorSpec] = {spec.kind: spec for spec in (ICMP_SPEC, SNMP_SPEC)}  # type: ignore[type-arg]
 
 __all__ = [
     "REGISTRY",

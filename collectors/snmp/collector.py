@@ -1,0 +1,388 @@
+"""The ``snmp`` collector kind: read what the chosen profiles need from one agent, decode it, report it.
+
+One poll GETs the profiles' scalars (always with sysUpTime), then walks the dynamic columns of every
+table in one multi-column walk. Static columns (labels such as ifName/ifAlias/ifDescr, ifType,
+hrStorageDescr…) are cached per target and re-walked only every ``static_refresh_seconds``, when
+sysUpTime goes back (a reboot renumbers interfaces) or when a walk shows rows the cache does not
+know. Where the interface filter keeps a small part of a big table, the kept rows are read with GET
+instead of walking the table.
+
+Failure is a value: an :class:`SnmpError` becomes ``CollectResult.failed(reason, message)`` with
+reason ``timeout``, ``auth``, ``protocol``, ``loop``, ``too_many_rows`` or ``agent`` (and whatever
+was decoded before the error), an unknown credential or profile ``config``. A device that lacks a
+profile's tables just yields nothing for them.
+
+``CollectResult.details`` (read by the rates step and the exporter):
+
+- ``counter_bits``: ``{(name, labels): 32 | 64}`` for every counter measurement — where the raw
+  device counter wraps (``2**bits``).
+- ``counter_scale``: ``{(name, labels): factor}`` for counters reported scaled (Brocade words × 4);
+  the wrap in reported units is ``2**bits × factor``. Absent keys mean 1.
+- ``uptime_ticks``: sysUpTime in hundredths of a second, or None; going back means the agent restarted
+  and every counter restarted with it.
+- ``discontinuity``: ``{(name, labels): ticks}``, the row's ifCounterDiscontinuityTime where the device
+  has it; a change means that series' counters restarted (a line card reset, a cleared counter).
+- ``info``: ``{"sysname", "sysdescr", "sysobjectid"}`` labels for the device's info series.
+- ``static_refreshed``: whether this poll re-walked the static columns.
+- ``decode_problems``: how many values were of the wrong type and skipped; ``decode_messages`` a few.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Target
+from collectors.snmp.client import SYS_UPTIME, SnmpClient, SnmpError, Value
+from collectors.snmp.credentials import SnmpCredentials, SnmpTarget
+from collectors.snmp.decode import (
+    InterfaceFilter,
+    decode,
+    dynamic_columns,
+    scalar_oids,
+    selected_rows,
+    static_columns,
+)
+from collectors.snmp.profiles import (
+    SHIPPED_PROFILE_DIR,
+    Profile,
+    ProfileSet,
+    load_profiles,
+    shipped_profile_names,
+)
+
+__all__ = [
+    "IANA_IF_TYPES",
+    "SPEC",
+    "InterfaceFilterParams",
+    "SnmpParams",
+    "SnmpResources",
+    "collect",
+    "open_snmp_resources",
+]
+
+# The IANAifType names operators meet most; any other type is given by its number.
+IANA_IF_TYPES: Mapping[str, int] = {
+    "other": 1,
+    "ethernetCsmacd": 6,
+    "iso88023Csmacd": 7,
+    "ds1": 18,
+    "e1": 19,
+    "propPointToPointSerial": 22,
+    "ppp": 23,
+    "softwareLoopback": 24,
+    "frameRelay": 32,
+    "atm": 37,
+    "sonet": 39,
+    "propVirtual": 53,
+    "fibreChannel": 56,
+    "fastEther": 62,
+    "ieee80211": 71,
+    "adsl": 94,
+    "sdsl": 96,
+    "vdsl": 97,
+    "gigabitEthernet": 117,
+    "tunnel": 131,
+    "l2vlan": 135,
+    "l3ipvlan": 136,
+    "ieee8023adLag": 161,
+    "mpls": 166,
+    "bridge": 209,
+    "gpon": 250,
+    "vdsl2": 251,
+}
+# GET the kept rows instead of walking when the filter keeps at most this share of a table and the
+# GETs stay below this many varbinds: walking 500 ports to keep 4 is what operators complain about.
+_GET_SHARE = 0.5
+_GET_MAX_VARBINDS = 2_000
+
+
+class InterfaceFilterParams(BaseModel):
+    """Which interfaces of interface tables (IF-MIB) to report; empty lists keep all."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    include: list[str] = Field(
+        default_factory=list, description="Globs on ifName or ifDescr; when set, only matching interfaces."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Globs on ifName or ifDescr to leave out.")
+    types: list[int | str] = Field(
+        default_factory=list,
+        description="IANAifType numbers or names (ethernetCsmacd, ieee8023adLag…); when set, only these.",
+    )
+    exclude_types: list[int | str] = Field(
+        default_factory=list, description="IANAifType numbers or names to leave out (softwareLoopback…)."
+    )
+    oper_up_only: bool = Field(default=False, description="Report only interfaces whose ifOperStatus is up.")
+
+    @field_validator("types", "exclude_types")
+    @classmethod
+    def _known_types(cls, value: list[int | str]) -> list[int | str]:
+        for item in value:
+            if isinstance(item, str) and item not in IANA_IF_TYPES:
+                raise ValueError(f"unknown interface type {item!r}; give its IANAifType number instead")
+            if isinstance(item, int) and not 1 <= item <= 2_147_483_647:
+                raise ValueError("IANAifType numbers are positive")
+        return value
+
+    def to_filter(self) -> InterfaceFilter:
+        """The decoder's filter."""
+
+        def numbers(items: list[int | str]) -> frozenset[int]:
+            return frozenset(IANA_IF_TYPES[i] if isinstance(i, str) else i for i in items)
+
+        return InterfaceFilter(
+            include=tuple(self.include),
+            exclude=tuple(self.exclude),
+            types=numbers(self.types),
+            exclude_types=numbers(self.exclude_types),
+            oper_up_only=self.oper_up_only,
+        )
+
+
+class SnmpParams(CollectorParams):
+    """Poll one SNMP agent with the chosen device profiles."""
+
+    kind: Literal["snmp"] = "snmp"
+    interval: float = Field(default=60.0, gt=0, le=86_400, description="Seconds between two polls.")
+    timeout: float = Field(default=2.0, gt=0, le=60, description="Seconds to wait for each SNMP answer.")
+    retries: int = Field(default=1, ge=0, le=10, description="Resends of a request that got no answer.")
+    credential: str = Field(description="Name of an entry under credentials: (v2c community or v3 user).")
+    port: int = Field(
+        default=161, ge=1, le=65_535, description="UDP port of the agent (the device's port wins)."
+    )
+    profiles: list[str] = Field(
+        default_factory=lambda: ["system", "if-mib"],
+        min_length=1,
+        description="Device profiles to read: system, if-mib, host-resources, ucd-snmp, ups-mib, san.",
+    )
+    interfaces: InterfaceFilterParams = Field(
+        default_factory=InterfaceFilterParams, description="Which interfaces to report (big switches)."
+    )
+    max_repetitions: int = Field(default=25, ge=1, le=200, description="GETBULK max-repetitions.")
+    static_refresh_seconds: float = Field(
+        default=3600.0, ge=0, le=7 * 86_400, description="How long cached labels (ifName, ifAlias…) are kept."
+    )
+
+    @field_validator("profiles")
+    @classmethod
+    def _known_profiles(cls, value: list[str]) -> list[str]:
+        known = shipped_profile_names()
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(sorted(known))}")
+        if len(set(value)) != len(value):
+            raise ValueError("a profile is listed twice")
+        return value
+
+
+@dataclass(slots=True)
+class _StaticCache:
+    columns: dict[str, dict[str, Value]]
+    read_at: float
+    uptime_ticks: int | None
+
+
+@dataclass(slots=True)
+class SnmpResources:
+    """What every SNMP poll shares: one client (one engine), credentials by name, loaded profiles.
+
+    The daemon opens it once (:func:`open_snmp_resources`), installs it with ``ctx.set("snmp", …)``
+    and closes it at shutdown. It also holds the per-target cache of static columns.
+    """
+
+    client: SnmpClient
+    credentials: Mapping[str, SnmpCredentials]
+    profiles: ProfileSet
+    static_cache: dict[tuple[Any, ...], _StaticCache] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        """Close the client's engine and socket."""
+        self.client.close()
+
+
+def open_snmp_resources(
+    credentials: Mapping[str, SnmpCredentials],
+    profile_dirs: Sequence[str | Path] = (SHIPPED_PROFILE_DIR,),
+    *,
+    max_in_flight: int = 64,
+) -> SnmpResources:
+    """Load the profiles and open one client for every SNMP poll.
+
+    Raises:
+        ProfileError: a profile file is invalid (``file:line: field: message`` per problem).
+    """
+    profiles = load_profiles(profile_dirs)
+    return SnmpResources(SnmpClient(max_in_flight=max_in_flight), dict(credentials), profiles)
+
+
+async def collect(target: Target, params: SnmpParams, ctx: CollectContext) -> CollectResult:
+    """One poll of ``target`` with ``params.profiles``; failure comes back as a value."""
+    resources = ctx.get("snmp")
+    if not isinstance(resources, SnmpResources):
+        return CollectResult.failed(
+            "config", "no SNMP resources are open (the daemon installs them at start)"
+        )
+    credentials = resources.credentials.get(params.credential)
+    if credentials is None:
+        return CollectResult.failed("config", f"no credential is named {params.credential!r}")
+    missing = [p for p in params.profiles if p not in resources.profiles]
+    if missing:
+        return CollectResult.failed("config", f"no profile is named {', '.join(map(repr, missing))}")
+    try:
+        agent = SnmpTarget(
+            target.address,
+            credentials,
+            port=target.port or params.port,
+            timeout=params.timeout,
+            retries=params.retries,
+        )
+    except ValueError as exc:
+        return CollectResult.failed("config", str(exc))
+    profiles = [resources.profiles[p] for p in params.profiles]
+    return await _Poll(resources, target, params, agent, profiles).run()
+
+
+class _Poll:
+    """One poll of one agent."""
+
+    def __init__(
+        self,
+        resources: SnmpResources,
+        target: Target,
+        params: SnmpParams,
+        agent: SnmpTarget,
+        profiles: list[Profile],
+    ) -> None:
+        self.client = resources.client
+        self.cache = resources.static_cache
+        self.key = (target.key, agent.address, agent.port, tuple(params.profiles))
+        self.params = params
+        self.agent = agent
+        self.profiles = profiles
+        self.tables = [t for p in profiles for t in p.tables]
+        self.filter = params.interfaces.to_filter()
+        self.errors: list[SnmpError] = []
+        self.refreshed = False
+
+    async def run(self) -> CollectResult:
+        oids = sorted({SYS_UPTIME}.union(*(scalar_oids(p) for p in self.profiles)))
+        try:
+            scalars = await self.client.get(self.agent, oids)
+        except SnmpError as exc:
+            return CollectResult.failed(exc.reason, str(exc))
+        found = scalars.get(SYS_UPTIME)
+        uptime = found.value if found is not None and isinstance(found.value, int) else None
+        static = await self._static(uptime)
+        dynamic = await self._dynamic(static)
+        if self._new_rows(static, dynamic):
+            static = await self._static(uptime, force=True)
+        columns = {**static, **dynamic}
+        decoded = decode(self.profiles, scalars, columns, self.filter)
+        details = {
+            "counter_bits": dict(decoded.counter_bits),
+            "counter_scale": dict(decoded.counter_scale),
+            "uptime_ticks": uptime,
+            "discontinuity": dict(decoded.discontinuity),
+            "info": dict(decoded.info),
+            "static_refreshed": self.refreshed,
+            "decode_problems": decoded.problem_count,
+            "decode_messages": decoded.problems,
+        }
+        if self.errors:
+            first = self.errors[0]
+            return CollectResult(
+                success=False,
+                measurements=decoded.measurements,
+                error=str(first),
+                reason=first.reason,
+                details=details,
+            )
+        return CollectResult(success=True, measurements=decoded.measurements, details=details)
+
+    async def _static(self, uptime: int | None, *, force: bool = False) -> dict[str, dict[str, Value]]:
+        wanted = sorted(set().union(*(static_columns(t) for t in self.tables)))
+        if not wanted:
+            return {}
+        cached = self.cache.get(self.key)
+        stale = (
+            force
+            or cached is None
+            or time.monotonic() - cached.read_at >= self.params.static_refresh_seconds
+            or (uptime is not None and cached.uptime_ticks is not None and uptime < cached.uptime_ticks)
+        )
+        if cached is not None and not stale:
+            cached.uptime_ticks = uptime
+            return cached.columns
+        columns = await self._walk(wanted)
+        self.cache[self.key] = _StaticCache(columns, time.monotonic(), uptime)
+        self.refreshed = True
+        return columns
+
+    async def _dynamic(self, static: Mapping[str, Mapping[str, Value]]) -> dict[str, dict[str, Value]]:
+        walk: set[str] = set()
+        gets: list[str] = []
+        for table in self.tables:
+            columns = dynamic_columns(table)
+            rows = selected_rows(table, static, self.filter)
+            total = len({r for c in static_columns(table) for r in static.get(c, {})})
+            if (
+                rows is not None
+                and len(rows) <= total * _GET_SHARE
+                and len(rows) * len(columns) <= _GET_MAX_VARBINDS
+            ):
+                gets += [f"{c}.{r}" for c in sorted(columns) for r in sorted(rows)]
+            else:
+                walk |= columns
+        result = await self._walk(sorted(walk)) if walk else {}
+        if gets:
+            try:
+                got = await self.client.get(self.agent, gets)
+            except SnmpError as exc:
+                self.errors.append(exc)
+                got = {}
+            for table in self.tables:
+                for column in dynamic_columns(table):
+                    into = result.setdefault(column, {})
+                    start = column + "."
+                    for oid, value in got.items():
+                        if oid.startswith(start):
+                            into[oid[len(start) :]] = value
+        return result
+
+    async def _walk(self, columns: list[str]) -> dict[str, dict[str, Value]]:
+        try:
+            walked = await self.client.walk(self.agent, columns, max_repetitions=self.params.max_repetitions)
+        except SnmpError as exc:
+            self.errors.append(exc)
+            walked = {c: dict(v) for c, v in exc.partial.items()}
+        return {c: dict(walked.get(c, {})) for c in columns}
+
+    def _new_rows(
+        self, static: Mapping[str, Mapping[str, Value]], dynamic: Mapping[str, Mapping[str, Value]]
+    ) -> bool:
+        """Whether a walked table shows rows the static cache does not know (interfaces added)."""
+        if self.refreshed or self.errors:
+            return False
+        for table in self.tables:
+            known = {r for c in static_columns(table) for r in static.get(c, {})}
+            if not known:
+                continue
+            for source in (s for m in table.metrics for s in m.sources):
+                rows = dynamic.get(source.oid)
+                if rows and not set(rows) <= known:
+                    return True
+        return False
+
+
+SPEC: CollectorSpec[SnmpParams] = CollectorSpec(
+    kind="snmp",
+    params_model=SnmpParams,
+    collect=collect,
+    description="SNMP polls by device profile: interfaces, host resources, UPS, SAN ports.",
+)

@@ -22,9 +22,11 @@ from sqlalchemy.engine import Engine
 
 from collectors import REGISTRY, CollectContext
 from collectors.icmp import IcmpEngine, IcmpPermissionError
+from collectors.snmp.collector import SnmpResources, open_snmp_resources
 from netwatch import __version__
 from netwatch.config import load_inventory
 from netwatch.config.inventory import Inventory, Job
+from netwatch.config.snmp import snmp_credentials
 from netwatch.errors import ConfigError, MigrationError
 from netwatch.exporter import make_registry
 from netwatch.pipeline import Pipeline
@@ -76,7 +78,7 @@ class Daemon:
         writer = self._writer = BatchWriter(engine)
         writer.start()
         await self._open_collectors()
-        recorder = PollRecorder(writer, self._run_row["run_id"])
+        recorder = self._recorder = PollRecorder(writer, self._run_row["run_id"], self.state.inventory)
         pipeline = Pipeline(REGISTRY, self.ctx, self.state, [recorder])
         self._pipeline = pipeline
         scheduler = self._scheduler = PollScheduler(self._run_job, on_misfire=self._count_misfire)
@@ -145,6 +147,8 @@ class Daemon:
             except IcmpPermissionError as exc:
                 self.state.disabled_kinds["icmp"] = str(exc)
                 log.error("ICMP polling disabled, everything else keeps running: %s", exc)
+        if any(job.kind == "snmp" for job in self.state.inventory.jobs):
+            self.ctx.set("snmp", open_snmp_resources(snmp_credentials(self.state.inventory.credentials)))
 
     def _active_jobs(self, inventory: Inventory) -> list[Job]:
         return [job for job in inventory.jobs if job.kind not in self.state.disabled_kinds]
@@ -202,6 +206,12 @@ class Daemon:
                 log.error("reload rejected, keeping the running inventory: %s", issue)
             return False
         self.state.replace_inventory(inventory)
+        self._recorder.inventory = inventory
+        snmp = self.ctx.get("snmp")
+        if isinstance(snmp, SnmpResources):
+            snmp.credentials = snmp_credentials(inventory.credentials)
+        elif any(job.kind == "snmp" for job in inventory.jobs):
+            self.ctx.set("snmp", open_snmp_resources(snmp_credentials(inventory.credentials)))
         if self._scheduler is not None:
             added, removed, changed = self._scheduler.sync(self._active_jobs(inventory))
             log.info(
@@ -231,6 +241,9 @@ class Daemon:
         icmp = self.ctx.get("icmp")
         if icmp is not None:
             await icmp.close()
+        snmp = self.ctx.get("snmp")
+        if isinstance(snmp, SnmpResources):
+            await snmp.close()
         if self._writer is not None:
             now = datetime.now(UTC)
             self._writer.put("instance_runs", {**self._run_row, "heartbeat_at": now, "stopped_at": now})

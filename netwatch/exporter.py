@@ -16,12 +16,15 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
 
+from collectors.base import CollectResult
 from netwatch.health import State, combine_links
 from netwatch.state import JobState, LatestState
 
 DEVICE_LABELS = ("site", "district", "device")
 SITE_STATES = ("up", "degraded", "down", "unreachable", "maintenance", "unknown")
+RATE_METRICS = {"if_in_octets": "netwatch_if_in_bps", "if_out_octets": "netwatch_if_out_bps"}
 ICMP_RTT_STATS = (
     ("min", "icmp_rtt_min_seconds"),
     ("avg", "icmp_rtt_avg_seconds"),
@@ -59,6 +62,7 @@ class NetwatchCollector(Collector):
         jobs = list(self._state.jobs.values())
         yield from self._poll_families(jobs)
         yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"])
+        yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"])
         yield from self._inventory_families()
         yield from self._site_families(jobs)
         yield from self._self_families()
@@ -128,6 +132,45 @@ class NetwatchCollector(Collector):
                 loss.add_metric(labels, value)
         yield from (rtt, jitter, loss, sent, received)
 
+    def _snmp_families(self, jobs: list[JobState]) -> Iterator[Metric]:
+        families = _Families()
+        contracted = self._contracted_interfaces()
+        for js in jobs:
+            if js.last_result is not None:
+                self._snmp_job(js, js.last_result, families, contracted)
+        yield from families.all()
+
+    def _snmp_job(
+        self,
+        js: JobState,
+        result: CollectResult,
+        families: _Families,
+        contracted: dict[tuple[str, str], float],
+    ) -> None:
+        device = dict(zip(DEVICE_LABELS, self._device_labels(js), strict=True))
+        families.add("netwatch_snmp_poll_duration_seconds", "gauge", device, result.duration)
+        for m in result.measurements:
+            labels = {**device, **dict(m.labels)}
+            if m.kind in ("gauge", "info"):
+                families.add(f"netwatch_{m.name}", "gauge", labels, m.value)
+            if m.name == "if_speed_bps":
+                bps = contracted.get((js.job.target.key, labels.get("ifname", "")))
+                if bps is not None:
+                    families.add("netwatch_if_contracted_bps", "gauge", labels, bps)
+        for (name, series), total in js.book.totals.items():
+            families.add(f"netwatch_{name}", "counter", {**device, **dict(series)}, total)
+        for (name, series), rate in js.book.last_rates.items():
+            if rate is not None and name in RATE_METRICS:
+                families.add(RATE_METRICS[name], "gauge", {**device, **dict(series)}, rate * 8)
+
+    def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
+        return {
+            (link.device, link.interface): link.contracted_bps
+            for site in self._state.inventory.sites.values()
+            for link in site.links
+            if link.interface and link.contracted_bps is not None
+        }
+
     def _inventory_families(self) -> Iterator[Metric]:
         inventory = self._state.inventory
         site_info = GaugeMetricFamily(
@@ -145,12 +188,22 @@ class NetwatchCollector(Collector):
             "Names of a device, to join on (value 1).",
             labels=["site", "district", "device", "address", "role", "sysname", "sysdescr"],
         )
+        system = self._system_info()
         for device in inventory.devices.values():
             site = inventory.sites[device.site]
+            sysname, sysdescr = system.get(device.name, ("", ""))
             device_info.add_metric(
-                [site.code, site.district, device.name, device.address, device.role, "", ""], 1.0
+                [site.code, site.district, device.name, device.address, device.role, sysname, sysdescr], 1.0
             )
         yield from (site_info, device_info)
+
+    def _system_info(self) -> dict[str, tuple[str, str]]:
+        out: dict[str, tuple[str, str]] = {}
+        for js in list(self._state.jobs.values()):
+            info = js.last_result.details.get("info") if js.last_result is not None else None
+            if js.job.kind == "snmp" and isinstance(info, dict):
+                out[js.job.target.key] = (str(info.get("sysname") or ""), str(info.get("sysdescr") or ""))
+        return out
 
     def _site_families(self, jobs: list[JobState]) -> Iterator[Metric]:
         by_device = {js.job.target.key: js.health.state for js in jobs if js.job.kind == "icmp"}
@@ -223,6 +276,36 @@ class NetwatchCollector(Collector):
                 "Rows dropped because the write queue was full.",
                 value=self._storage.dropped_total,
             )
+
+
+class _Families:
+    """Metric families built sample by sample, for series whose label sets come from profiles."""
+
+    DOCS: dict[str, str] = {  # noqa: RUF012
+        "netwatch_snmp_poll_duration_seconds": "Duration of the last SNMP poll of the device.",
+        "netwatch_if_contracted_bps": "Contracted bandwidth of the link this interface carries, bits per second.",
+        "netwatch_if_in_bps": "Bits per second received over the last poll interval.",
+        "netwatch_if_out_bps": "Bits per second sent over the last poll interval.",
+    }
+
+    def __init__(self) -> None:
+        self._families: dict[str, Metric] = {}
+
+    def add(self, name: str, kind: str, labels: dict[str, str], value: float) -> None:
+        """Add one sample to family ``name`` (a counter's sample gets ``_total``)."""
+        family = self._families.get(name)
+        if family is None:
+            doc = self.DOCS.get(name) or (
+                f"netwatch's wrap- and reboot-corrected total of {name} (never the raw device counter)."
+                if kind == "counter"
+                else f"SNMP profile metric {name}."
+            )
+            family = self._families[name] = Metric(name, doc, kind)
+        family.samples.append(Sample(name + ("_total" if kind == "counter" else ""), labels, value))
+
+    def all(self) -> list[Metric]:
+        """Every family built."""
+        return list(self._families.values())
 
 
 def make_registry(state: LatestState, storage: StorageStats | None = None) -> CollectorRegistry:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from collectors.base import CollectContext, CollectorSpec, CollectResult
 from netwatch.config.inventory import Job
+from netwatch.counters import CounterBook
 from netwatch.health import RoundOutcome, State, TargetHealth, Transition, classify
 from netwatch.state import LatestState
 
@@ -34,6 +35,7 @@ class PollRecord:
     outcome: RoundOutcome
     transition: Transition | None
     health: TargetHealth
+    counters: CounterBook
 
 
 class ResultSink(Protocol):
@@ -63,8 +65,9 @@ class Pipeline:
         started_at = datetime.now(UTC)
         started = time.monotonic()
         result = await self._collect(job)
-        result = replace(result, duration=time.monotonic() - started)
-        record = self._record(job, result, scheduled_at, started_at)
+        finished = time.monotonic()
+        result = replace(result, duration=finished - started)
+        record = self._record(job, result, scheduled_at, started_at, finished)
         for sink in self._sinks:
             try:
                 sink.on_poll(record)
@@ -89,7 +92,12 @@ class Pipeline:
             return CollectResult.failed("internal", f"{type(exc).__name__} in collector {job.kind}")
 
     def _record(
-        self, job: Job, result: CollectResult, scheduled_at: datetime, started_at: datetime
+        self,
+        job: Job,
+        result: CollectResult,
+        scheduled_at: datetime,
+        started_at: datetime,
+        finished_monotonic: float,
     ) -> PollRecord:
         state = self._state
         job_state = state.job_state(job)
@@ -103,6 +111,7 @@ class Pipeline:
         for m in result.measurements:
             if m.kind == "delta" and not m.labels:
                 job_state.counters[m.name] = job_state.counters.get(m.name, 0.0) + m.value
+        job_state.book.apply(result, result.details.get("sample_monotonic", finished_monotonic))
         outcome = classify(result, job_state.health.rules)
         transition = job_state.health.observe(outcome, scheduled_at)
         if transition is not None:
@@ -118,4 +127,6 @@ class Pipeline:
         job_state.last_result = result
         job_state.last_scheduled_at = scheduled_at
         job_state.last_started_at = started_at
-        return PollRecord(job, result, scheduled_at, started_at, outcome, transition, job_state.health)
+        return PollRecord(
+            job, result, scheduled_at, started_at, outcome, transition, job_state.health, job_state.book
+        )

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from collectors.base import CollectResult
 from netwatch.config.inventory import Inventory, Job
+from netwatch.counters import CounterBook
 from netwatch.health import TargetHealth
 
 LAG_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -28,6 +29,7 @@ class JobState:
     last_scheduled_at: datetime | None = None
     last_started_at: datetime | None = None
     counters: dict[str, float] = field(default_factory=dict)
+    book: CounterBook = field(default_factory=CounterBook)
 
 
 @dataclass(slots=True)
@@ -76,7 +78,12 @@ class LatestState:
             rules = self.inventory.site_of_device(job.target.key).rules
             health = state.health if state is not None else TargetHealth(rules=rules)
             health.rules = rules
-            state = JobState(job=job, health=health, counters=state.counters if state else {})
+            state = JobState(
+                job=job,
+                health=health,
+                counters=state.counters if state else {},
+                book=state.book if state else CounterBook(),
+            )
             self.jobs[job.key] = state
         return state
 

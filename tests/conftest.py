@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from netwatch.storage.engine import create_engine_for
 from netwatch.storage.migrate import upgrade
 from tests.support.postgres import postgres_db_url, postgres_url
+from tests.support.snmpd import SnmpAgent, running_snmpd
 
 __all__ = ["postgres_db_url", "postgres_url"]
 
@@ -47,3 +48,10 @@ def sqlite_db(tmp_path: Any) -> Iterator[tuple[str, Engine]]:
     upgrade(eng)
     yield str(path), eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def snmpd() -> Iterator[SnmpAgent]:
+    """A net-snmp agent on a loopback port, with the v3 users of tests.support.snmpd.USERS."""
+    with running_snmpd() as agent:
+        yield agent

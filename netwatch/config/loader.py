@@ -218,6 +218,10 @@ class _Loader:
         loc = tuple(error["loc"])
         kind = error["type"]
         path = doc.data_path((*prefix, *loc), keep_last=kind in ("missing", "extra_forbidden"))
+        present = doc.data_path(prefix)
+        if present != prefix and path[: len(present)] == present:
+            # The prefix is netwatch's own path (e.g. a collector named in list form): keep it whole.
+            path = (*prefix, *path[len(present) :])
         message = str(error["msg"])
         if kind == "extra_forbidden":
             message = _unknown_key_message(model, loc)
@@ -494,12 +498,16 @@ class _Loader:
         merged: dict[str, Any] = {}
         chain: tuple[Any, ...] = (kind,)
         result: CollectorParams | None = None
-        for ident, collectors, doc, path in levels:
+        model = REGISTRY[kind].params_model
+        for position, (ident, collectors, doc, path) in enumerate(levels, start=1):
             partial = _partial(collectors, kind)
             if result is not None and not partial:
                 continue
             merged = {**merged, **partial}
             chain = (*chain, ident)
+            if position < len(levels) and _only_missing(model, merged):
+                # A required param (an SNMP credential) may be given further down: judge it there.
+                continue
             if chain not in self.params_cache:
                 self.params_cache[chain] = self._validate(
                     REGISTRY[kind].params_model, merged, doc or main, (*path, "collectors", kind)
@@ -562,6 +570,15 @@ def _setter(target: dict[str, _Entry[Any]], name: str) -> Callable[[_Entry[Any]]
 
 def _where(entry: _Entry[Any] | None) -> tuple[LocatedDoc | None, DocPath]:
     return (entry.doc, entry.path) if entry is not None else (None, ())
+
+
+def _only_missing(model: type[BaseModel], params: dict[str, Any]) -> bool:
+    """True when ``params`` fail only for want of required fields."""
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        return all(error["type"] == "missing" for error in exc.errors())
+    return False
 
 
 def _partial(collectors: BaseModel | None, kind: str) -> dict[str, Any]:

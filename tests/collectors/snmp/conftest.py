@@ -1,20 +1,13 @@
-"""Fixtures for SNMP client tests: one real snmpd for the session, a fresh client per test."""
+"""Fixtures for SNMP client tests: a fresh client per test on the session's snmpd (tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from collectors.snmp import SnmpClient, SnmpCredentials, SnmpTarget
-from tests.support.snmpd import SnmpAgent, running_snmpd
-
-
-@pytest.fixture(scope="session")
-def snmpd() -> Iterator[SnmpAgent]:
-    """A net-snmp agent on a loopback port, with the v3 users of tests.support.snmpd.USERS."""
-    with running_snmpd() as agent:
-        yield agent
+from tests.support.snmpd import SnmpAgent
 
 
 @pytest.fixture

@@ -155,3 +155,37 @@ def test_all_errors_are_reported_not_just_the_first(tmp_path: Path) -> None:
 )
 def test_bandwidth_units(text: str, bps: float) -> None:
     assert parse_bandwidth(text) == bps
+
+
+SNMP_LAYERS = """\
+province: {code: QNM, name: Quảng Nam}
+credentials:
+  lab: {version: "2c", community: "not-public-1"}
+defaults:
+  collectors: {snmp: {interval: 120, profiles: [system, if-mib]}}
+site_kinds:
+  datacenter:
+    collectors: {snmp: {timeout: 3}}
+sites:
+  - {code: DC, name: Trung tâm dữ liệu, kind: datacenter}
+devices:
+  - {name: core, site: DC, address: 203.0.113.2, role: switch, collectors: {snmp: {credential: lab}}}
+  - {name: ups, site: DC, address: 203.0.113.3, role: ups, collectors: [snmp]}
+"""
+
+
+def test_a_required_param_given_at_the_device_completes_the_layers_above(tmp_path: Path) -> None:
+    text = SNMP_LAYERS.replace(
+        "  - {name: ups, site: DC, address: 203.0.113.3, role: ups, collectors: [snmp]}\n", ""
+    )
+    inventory = load_inventory(_inventory(tmp_path, text))
+    (job,) = inventory.devices["core"].jobs
+    assert (job.kind, job.params.interval, job.params.timeout) == ("snmp", 120, 3)
+    assert getattr(job.params, "credential", None) == "lab"
+
+
+def test_a_required_param_given_nowhere_is_reported_at_the_device(tmp_path: Path) -> None:
+    path = _inventory(tmp_path, SNMP_LAYERS)
+    assert [str(i) for i in check_inventory(path)] == [
+        f"{path}:13: devices[1].collectors.snmp.credential: required key is missing"
+    ]

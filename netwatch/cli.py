@@ -7,13 +7,19 @@ import json
 import logging
 import socket
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from netwatch import __version__
+
+if TYPE_CHECKING:
+    from collectors.snmp.credentials import SnmpCredentials
+    from netwatch.probe import ProbeReport
 
 DEFAULT_DB = "sqlite:///netwatch.db"
 DEFAULT_LISTEN = "127.0.0.1:9555"
@@ -135,6 +141,10 @@ def config_schema() -> None:
     click.echo(json.dumps(inventory_json_schema(), indent=2, ensure_ascii=False))
 
 
+AUTH_PROTOCOLS = ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
+PRIV_PROTOCOLS = ["DES", "AES", "AES-192", "AES-256", "AES-192-C", "AES-256-C"]
+
+
 @main.command()
 @click.argument("address")
 @click.option("--probes", default=5, show_default=True, type=click.IntRange(1, 100), help="Echo requests.")
@@ -146,42 +156,152 @@ def config_schema() -> None:
     default=1.0,
     show_default=True,
     type=click.FloatRange(0.01, 60),
-    help="Seconds to wait for each reply.",
+    help="Seconds to wait for each reply (ICMP and SNMP).",
 )
-def probe(address: str, probes: int, spacing: float, timeout: float) -> None:
-    """One ICMP round to ADDRESS now, as a table."""
-    from collectors.icmp import IcmpEngine, IcmpPermissionError
+@click.option(
+    "--snmp-community",
+    envvar="NETWATCH_SNMP_COMMUNITY",
+    help="SNMPv2c community (env NETWATCH_SNMP_COMMUNITY).",
+)
+@click.option("--snmp-user", help="SNMPv3 user name.")
+@click.option(
+    "--snmp-auth-protocol", type=click.Choice(AUTH_PROTOCOLS), help="SNMPv3 authentication protocol."
+)
+@click.option(
+    "--snmp-auth-key", envvar="NETWATCH_SNMP_AUTH_KEY", help="SNMPv3 auth key (env NETWATCH_SNMP_AUTH_KEY)."
+)
+@click.option("--snmp-priv-protocol", type=click.Choice(PRIV_PROTOCOLS), help="SNMPv3 privacy protocol.")
+@click.option(
+    "--snmp-priv-key", envvar="NETWATCH_SNMP_PRIV_KEY", help="SNMPv3 priv key (env NETWATCH_SNMP_PRIV_KEY)."
+)
+@click.option(
+    "--rate-seconds",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 60),
+    help="Seconds between the two SNMP reads that give interface rates.",
+)
+def probe(
+    address: str,
+    probes: int,
+    spacing: float,
+    timeout: float,
+    snmp_community: str | None,
+    snmp_user: str | None,
+    snmp_auth_protocol: str | None,
+    snmp_auth_key: str | None,
+    snmp_priv_protocol: str | None,
+    snmp_priv_key: str | None,
+    rate_seconds: float,
+) -> None:
+    """One look at ADDRESS[:PORT] now: an ICMP round and, with SNMP credentials, system info and
+    interfaces with their current rates."""
+    from netwatch.probe import run_probe
 
-    async def one_round() -> int:
-        try:
-            engine = await IcmpEngine.open()
-        except IcmpPermissionError as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            result = await engine.round(address, probes=probes, probe_spacing=spacing, timeout=timeout)
-        finally:
-            await engine.close()
-        table = Table(title=f"ICMP round to {address}")
-        for column in ("sent", "received", "loss", "min ms", "avg ms", "max ms", "jitter ms", "note"):
-            table.add_column(column, justify="right" if column != "note" else "left")
-
-        def ms(value: float | None) -> str:
-            return "—" if value is None else f"{value * 1000:.3f}"
-
-        table.add_row(
-            str(result.sent),
-            str(result.received),
-            f"{result.loss_ratio:.0%}",
-            ms(result.min),
-            ms(result.avg),
-            ms(result.max),
-            ms(result.jitter),
-            result.error or "",
+    credentials = _probe_credentials(
+        snmp_community, snmp_user, snmp_auth_protocol, snmp_auth_key, snmp_priv_protocol, snmp_priv_key
+    )
+    report = asyncio.run(
+        run_probe(
+            address,
+            credentials=credentials,
+            probes=probes,
+            spacing=spacing,
+            timeout=timeout,
+            rate_seconds=rate_seconds,
         )
-        Console().print(table)
-        return 0 if result.received else 1
+    )
+    _print_probe(report, snmp=credentials is not None)
+    # With credentials the question was SNMP: its failure fails the probe even if pings came back.
+    if credentials is not None:
+        answered = not report.snmp_error
+    else:
+        answered = bool(report.icmp and report.icmp.received)
+    sys.exit(0 if answered else 1)
 
-    sys.exit(asyncio.run(one_round()))
+
+def _probe_credentials(
+    community: str | None,
+    user: str | None,
+    auth_protocol: str | None,
+    auth_key: str | None,
+    priv_protocol: str | None,
+    priv_key: str | None,
+) -> SnmpCredentials | None:
+    from collectors.snmp.credentials import SnmpCredentials
+
+    if community and user:
+        raise click.UsageError("give either --snmp-community (v2c) or --snmp-user (v3), not both")
+    try:
+        if community:
+            return SnmpCredentials.v2c(community)
+        if user:
+            return SnmpCredentials.v3(
+                user,
+                auth_protocol=auth_protocol,  # type: ignore[arg-type]
+                auth_key=auth_key,
+                priv_protocol=priv_protocol,  # type: ignore[arg-type]
+                priv_key=priv_key,
+            )
+    except ValueError as exc:  # names fields, never values
+        raise click.UsageError(str(exc)) from None
+    return None
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value * 1000:.3f}"
+
+
+def _bps(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value:.0f} bit/s"
+
+
+def _print_probe(report: ProbeReport, *, snmp: bool) -> None:
+    console = Console()
+    if report.icmp_error:
+        console.print(f"[yellow]ICMP: {report.icmp_error}[/yellow]")
+    elif report.icmp is not None:
+        r = report.icmp
+        table = Table(title=f"ICMP round to {report.address}")
+        for column in ("sent", "received", "loss", "min ms", "avg ms", "max ms", "jitter ms", "note"):
+            table.add_column(column, justify="left" if column == "note" else "right")
+        table.add_row(
+            str(r.sent),
+            str(r.received),
+            f"{r.loss_ratio:.0%}",
+            _ms(r.min),
+            _ms(r.avg),
+            _ms(r.max),
+            _ms(r.jitter),
+            r.error or "",
+        )
+        console.print(table)
+    if snmp:
+        _print_snmp(console, report)
+
+
+def _print_snmp(console: Console, report: ProbeReport) -> None:
+    if report.snmp_error and not report.interfaces:
+        console.print(f"[red]SNMP: {report.snmp_error}[/red]")
+        return
+    uptime = "—" if report.uptime_seconds is None else str(timedelta(seconds=int(report.uptime_seconds)))
+    console.print(f"sysName: {report.sysname}\nsysDescr: {report.sysdescr}\nuptime: {uptime}")
+    table = Table(title="Interfaces")
+    for column in ("ifIndex", "name", "alias", "status", "speed", "in", "out"):
+        table.add_column(column, justify="right" if column in ("ifIndex", "speed", "in", "out") else "left")
+    for row in report.interfaces:
+        status = "—" if row.oper_up is None else ("up" if row.oper_up else "down")
+        table.add_row(
+            row.ifindex, row.name, row.alias, status, _bps(row.speed_bps), _bps(row.in_bps), _bps(row.out_bps)
+        )
+    console.print(table)
+    if report.snmp_error:
+        console.print(f"[yellow]SNMP (second read): {report.snmp_error}[/yellow]")
 
 
 @main.group()

@@ -12,7 +12,15 @@ from sqlalchemy.sql.dml import Insert
 from netwatch.errors import StorageError
 from netwatch.storage.models import Base
 
-__all__ = ["WriteMode", "last_per_key", "primary_key_of", "statement_for", "table_named", "write_mode"]
+__all__ = [
+    "WriteMode",
+    "last_per_key",
+    "primary_key_of",
+    "statement_for",
+    "table_named",
+    "upsert_key",
+    "write_mode",
+]
 
 WriteMode = Literal["append", "upsert"]
 """``append``: insert once, ignore a replayed duplicate; ``upsert``: replace by primary key."""
@@ -45,7 +53,7 @@ def _insert(dialect: Dialect, table: Table) -> postgresql.Insert | sqlite.Insert
 def statement_for(dialect: Dialect, table: Table, columns: Iterable[str]) -> Insert:
     """The bulk statement for ``table`` given the columns the rows carry."""
     stmt = _insert(dialect, table)
-    pk = [c.name for c in table.primary_key.columns]
+    pk = list(upsert_key(table))
     if write_mode(table) == "append":
         return stmt.on_conflict_do_nothing()
     updates = {name: stmt.excluded[name] for name in columns if name not in pk}
@@ -54,9 +62,16 @@ def statement_for(dialect: Dialect, table: Table, columns: Iterable[str]) -> Ins
     return stmt.on_conflict_do_update(index_elements=pk, set_=updates)
 
 
+def upsert_key(table: Table) -> tuple[str, ...]:
+    """The columns an upsert matches on: ``info["upsert_key"]`` (a unique constraint, for tables
+    with a surrogate id such as the outage ledger), else the primary key."""
+    key = table.info.get("upsert_key")
+    return tuple(key) if key else tuple(c.name for c in table.primary_key.columns)
+
+
 def primary_key_of(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The primary-key values of ``row``, in the table's key order."""
-    return tuple(row.get(c.name) for c in table.primary_key.columns)
+    """The values of ``row``'s upsert key (see :func:`upsert_key`), in key order."""
+    return tuple(row.get(name) for name in upsert_key(table))
 
 
 def last_per_key(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -34,6 +34,7 @@ __all__ = [
     "InstanceRun",
     "Interface",
     "InterfaceSample",
+    "Outage",
     "Poll",
     "Site",
     "SiteState",
@@ -273,3 +274,27 @@ class DeviceMetricSample(Base):
     labels: Mapped[str] = mapped_column(String(512))
     scheduled_at: Mapped[datetime]
     value: Mapped[float] = mapped_column(Float)
+
+
+class Outage(Base):
+    """The outage ledger: one row per interval a site spent down, unreachable, degraded or in
+    maintenance. ``ended_at`` is NULL while the interval is open. Reports sum time from these
+    intervals (and from the gaps between instance runs), never by counting samples.
+    """
+
+    __tablename__ = "outages"
+    __table_args__ = (
+        UniqueConstraint("site", "state", "started_at"),
+        Index(None, "started_at"),
+        Index(None, "ended_at"),
+        {"info": {"write": "upsert", "upsert_key": ("site", "state", "started_at")}},
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    cause: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    run_id: Mapped[str] = mapped_column(String(36))
+    updated_at: Mapped[datetime]

@@ -7,9 +7,10 @@ import json
 import logging
 import socket
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
@@ -18,6 +19,8 @@ from rich.table import Table
 from netwatch import __version__
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from collectors.snmp.credentials import SnmpCredentials
     from netwatch.probe import ProbeReport
 
@@ -302,6 +305,117 @@ def _print_snmp(console: Console, report: ProbeReport) -> None:
     console.print(table)
     if report.snmp_error:
         console.print(f"[yellow]SNMP (second read): {report.snmp_error}[/yellow]")
+
+
+STATE_STYLES = {
+    "up": "green",
+    "degraded": "yellow",
+    "down": "bold red",
+    "unreachable": "magenta",
+    "maintenance": "cyan",
+    "unknown": "dim",
+}
+tz_option = click.option(
+    "--tz", "tz_name", default="Asia/Ho_Chi_Minh", show_default=True, help="Time zone to show times in."
+)
+
+
+def _engine(db_url: str) -> Engine:
+    from netwatch.storage.engine import create_engine_for
+
+    return create_engine_for(db_url)
+
+
+def _local(value: datetime | None, zone: ZoneInfo) -> str:
+    return "—" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.command()
+@db_option
+@tz_option
+def status(db_url: str, tz_name: str) -> None:
+    """Site states as a tree by district, from the database (works beside running daemons)."""
+    from netwatch.storage import repository
+
+    zone = ZoneInfo(tz_name)
+    engine = _engine(db_url)
+    try:
+        rows = repository.site_overview(engine)
+    finally:
+        engine.dispose()
+    if not rows:
+        raise click.ClickException("no sites in this database: has netwatch run against it?")
+    names = {row["code"]: row["name"] for row in rows}
+    table = Table(title=f"Site states ({tz_name})")
+    for column in ("site", "name", "state", "since", "cause"):
+        table.add_column(column)
+    counts: dict[str, int] = {}
+    district = None
+    for row in sorted(rows, key=lambda r: (r["district"], r["code"] != r["district"], r["code"])):
+        if row["district"] != district:
+            district = row["district"]
+            table.add_section()
+            table.add_row(f"[bold]{district}[/bold]", f"[bold]{names.get(district, '')}[/bold]", "", "", "")
+        state = row["state"] or "unknown"
+        counts[state] = counts.get(state, 0) + 1
+        indent = "" if row["code"] == district else "  "
+        table.add_row(
+            indent + row["code"],
+            row["name"],
+            f"[{STATE_STYLES.get(state, '')}]{state}[/]",
+            _local(row["since"], zone),
+            row["cause"] or "",
+        )
+    console = Console()
+    console.print(table)
+    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+
+@main.group(invoke_without_command=True)
+@click.option("--open", "only_open", is_flag=True, help="Only outages still going on.")
+@click.option("--site", help="Only this site (its code).")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    help="Only outages going on at or after this local date/time.",
+)
+@db_option
+@tz_option
+@click.pass_context
+def outages(
+    ctx: click.Context, only_open: bool, site: str | None, since: datetime | None, db_url: str, tz_name: str
+) -> None:
+    """Outage events (down, unreachable, degraded, maintenance intervals) from the database."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from netwatch.storage import repository
+
+    zone = ZoneInfo(tz_name)
+    engine = _engine(db_url)
+    try:
+        rows = repository.outages(
+            engine, only_open=only_open, site=site, since=since.replace(tzinfo=zone) if since else None
+        )
+    finally:
+        engine.dispose()
+    table = Table(title=f"Outages ({tz_name})")
+    for column in ("id", "site", "state", "start", "end", "duration", "cause"):
+        table.add_column(column, justify="right" if column in ("id", "duration") else "left")
+    now = datetime.now(zone)
+    for row in rows:
+        end = row["ended_at"] or now
+        duration = timedelta(seconds=int((end - row["started_at"]).total_seconds()))
+        state = row["state"]
+        table.add_row(
+            str(row["id"]),
+            row["site"],
+            f"[{STATE_STYLES.get(state, '')}]{state}[/]",
+            _local(row["started_at"], zone),
+            _local(row["ended_at"], zone) if row["ended_at"] else "[bold]open[/bold]",
+            str(duration),
+            row["cause"] or "",
+        )
+    Console().print(table)
 
 
 @main.group()

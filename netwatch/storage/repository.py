@@ -13,14 +13,17 @@ from sqlalchemy import Engine, Table, func, insert, select, update
 
 from netwatch.config.inventory import Inventory
 from netwatch.storage.dml import statement_for, table_named
-from netwatch.storage.models import InstanceRun, Poll, SiteState, TargetState
+from netwatch.storage.models import InstanceRun, Outage, Poll, Site, SiteState, TargetState
 
 __all__ = [
     "heartbeat",
     "load_site_states",
     "load_target_states",
     "monitoring_gaps",
+    "open_outages",
+    "outages",
     "recent_polls",
+    "site_overview",
     "start_run",
     "stop_run",
     "sync_inventory",
@@ -160,3 +163,43 @@ def recent_polls(engine: Engine, target: str | None = None, limit: int = 100) ->
         query = query.where(Poll.target == target)
     with engine.connect() as conn:
         return [dict(row) for row in conn.execute(query).mappings().all()]
+
+
+def site_overview(engine: Engine) -> list[dict[str, Any]]:
+    """Every known site with its persisted state (``state`` None when never evaluated)."""
+    site, state = Site.__table__.c, SiteState.__table__.c
+    query = (
+        select(
+            site.code, site.name, site.kind, site.district, site.parent, state.state, state.since, state.cause
+        )
+        .select_from(Site.__table__.outerjoin(SiteState.__table__, state.site == site.code))
+        .order_by(site.district, site.code)
+    )
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings().all()]
+
+
+def outages(
+    engine: Engine,
+    *,
+    only_open: bool = False,
+    site: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Ledger rows, newest first: all, open ones, one site's, or those still open or ending after ``since``."""
+    o = Outage.__table__.c
+    query = select(Outage.__table__).order_by(o.started_at.desc(), o.id.desc()).limit(limit)
+    if only_open:
+        query = query.where(o.ended_at.is_(None))
+    if site is not None:
+        query = query.where(o.site == site)
+    if since is not None:
+        query = query.where((o.ended_at.is_(None)) | (o.ended_at >= since.astimezone(UTC)))
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings().all()]
+
+
+def open_outages(engine: Engine) -> dict[str, dict[str, Any]]:
+    """The open ledger interval of each site that has one (to resume it after a restart)."""
+    return {row["site"]: row for row in reversed(outages(engine, only_open=True, limit=1_000_000))}

@@ -111,6 +111,18 @@ class VethNamespace:
                 raise TimeoutError(f"{self.host_link} still {state.read_text().strip()} after {within:g} s")
             time.sleep(0.01)
 
+    def disable_ipv6(self) -> None:
+        """Turn IPv6 off inside the namespace (no link-local addresses for snmpd to re-read)."""
+        for scope in ("all", "default"):
+            command = ["sysctl", "-q", "-w", f"net.ipv6.conf.{scope}.disable_ipv6=1"]
+            subprocess.run(
+                ["ip", "netns", "exec", self.name, *command],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            )
+
     def add_loss(self, percent: int) -> None:
         """Drop that share of echo requests arriving in the namespace, at random (nftables numgen)."""
         rules = (

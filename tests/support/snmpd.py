@@ -2,11 +2,13 @@
 
 Services never start by themselves on these machines: this is how a test gets an SNMP agent. The agent
 runs in the foreground from a temporary config (``-C`` ignores the system one) and is stopped by PID.
+It can also run inside a test's network namespace (``netns``), listening on the namespace's address.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,6 +24,9 @@ SNMPD = "/usr/sbin/snmpd"
 COMMUNITY = "nw-c0mmunity-9f3e"
 SYS_NAME = "netwatch-test-agent"
 SYS_LOCATION = "Tam Ky test rack"
+# NET-SNMP-AGENT-MIB nsCacheTimeout of the ifTable cache (the index is the cached table's OID, implied);
+# ifXTable shares that cache.
+IF_TABLE_CACHE_TIMEOUT = "1.3.6.1.4.1.8072.1.5.3.1.2.1.3.6.1.2.1.2.2"
 
 
 @dataclass(frozen=True)
@@ -92,41 +97,52 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(community: str, sys_name: str, users: Sequence[V3User]) -> str:
+def _config(
+    community: str, sys_name: str, users: Sequence[V3User], manager: str, cache_writer: str | None
+) -> str:
     lines = [
-        f"rocommunity {community} 127.0.0.1",
+        f"rocommunity {community} {manager}",
         f"sysName {sys_name}",
         f"sysLocation {SYS_LOCATION}",
         "sysServices 72",
         # Load averages come from the ucd-snmp module; without a `load` line laTable still answers.
         "load 12 10 5",
     ]
+    if cache_writer is not None:
+        # A community that may write nsCacheTimeout and nothing else.
+        lines += [
+            "view nwcache included 1.3.6.1.4.1.8072.1.5.3.1.2",
+            f"rwcommunity {cache_writer} {manager} -V nwcache",
+        ]
     for user in users:
         lines += [user.create_line(), f"rouser {user.name} {user.level}"]
     return "\n".join(lines) + "\n"
 
 
-def _answers(port: int, community: str) -> bool:
-    probe = subprocess.run(
-        [
-            "snmpget",
-            "-v2c",
-            "-c",
-            community,
-            "-t",
-            "0.3",
-            "-r",
-            "0",
-            "-On",
-            f"127.0.0.1:{port}",
-            "1.3.6.1.2.1.1.3.0",
-        ],
+def _net_snmp(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool, "-v2c", "-t", "0.3", "-r", "0", "-On", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "MIBS": ":"},
         check=False,
+        timeout=10,
     )
+
+
+def _answers(address: str, port: int, community: str) -> bool:
+    probe = _net_snmp("snmpget", "-c", community, f"{address}:{port}", "1.3.6.1.2.1.1.3.0")
     return probe.returncode == 0 and "Timeticks" in probe.stdout
+
+
+def _make_counters_live(address: str, port: int, cache_writer: str) -> None:
+    # net-snmp re-reads the kernel's interface counters at most every 3 s by default; 0 = every request.
+    target = f"{address}:{port}"
+    done = _net_snmp(
+        "snmpset", "-t", "1", "-r", "2", "-c", cache_writer, target, IF_TABLE_CACHE_TIMEOUT, "i", "0"
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"snmpd refused to turn off its ifTable cache: {done.stderr.strip()}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -146,8 +162,17 @@ def running_snmpd(
     sys_name: str = SYS_NAME,
     users: Sequence[V3User] = USERS,
     ready_timeout: float = 15.0,
+    netns: str | None = None,
+    address: str = "127.0.0.1",
+    manager: str = "127.0.0.1",
+    live_counters: bool = False,
 ) -> Iterator[SnmpAgent]:
-    """Start snmpd on 127.0.0.1 at a free UDP port, wait until it answers, stop it by PID on exit."""
+    """Start snmpd on ``address`` at a free UDP port, wait until it answers, stop it by PID on exit.
+
+    ``netns`` runs it inside that network namespace (``address`` must be one of the namespace's);
+    ``manager`` is the one source address the community is accepted from. ``live_counters`` turns
+    off net-snmp's 3 s ifTable cache, so every poll reads the kernel's interface counters as they are.
+    """
     if not Path(SNMPD).exists() or shutil.which("snmpget") is None:
         import pytest
 
@@ -155,7 +180,9 @@ def running_snmpd(
     workdir = Path(tempfile.mkdtemp(prefix="netwatch-snmpd-"))
     try:
         conf = workdir / "snmpd.conf"
-        conf.write_text(_config(community, sys_name, users))
+        cache_writer = secrets.token_hex(8) if live_counters else None
+        conf.write_text(_config(community, sys_name, users, manager, cache_writer))
+        in_netns = ["ip", "netns", "exec", netns] if netns else []  # ip execs snmpd: the PID stays snmpd's
         persistent = workdir / "persistent"
         persistent.mkdir()
         env = {**os.environ, "MIBS": ":", "SNMP_PERSISTENT_DIR": str(persistent)}
@@ -163,8 +190,8 @@ def running_snmpd(
             port = free_udp_port()
             log = workdir / f"snmpd-{port}.log"
             proc = subprocess.Popen(
-                [SNMPD, "-f", "-C", "-c", str(conf), "-p", str(workdir / "snmpd.pid"), "-Lf", str(log),
-                 "-M", "/dev/null", f"udp:127.0.0.1:{port}"],
+                [*in_netns, SNMPD, "-f", "-C", "-c", str(conf), "-p", str(workdir / "snmpd.pid"),
+                 "-Lf", str(log), "-M", "/dev/null", f"udp:{address}:{port}"],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -172,11 +199,17 @@ def running_snmpd(
             )  # fmt: skip
             try:
                 give_up = time.monotonic() + ready_timeout
-                while proc.poll() is None and time.monotonic() < give_up and not _answers(port, community):
+                while (
+                    proc.poll() is None
+                    and time.monotonic() < give_up
+                    and not _answers(address, port, community)
+                ):
                     time.sleep(0.05)
-                if proc.poll() is None and _answers(port, community):
+                if proc.poll() is None and _answers(address, port, community):
+                    if cache_writer is not None:
+                        _make_counters_live(address, port, cache_writer)
                     agent = SnmpAgent(
-                        "127.0.0.1", port, community, sys_name, {u.name: u for u in users}, proc.pid, log
+                        address, port, community, sys_name, {u.name: u for u in users}, proc.pid, log
                     )
                     yield agent
                     return

@@ -22,6 +22,8 @@ profile's tables just yields nothing for them.
   and every counter restarted with it.
 - ``discontinuity``: ``{(name, labels): ticks}``, the row's ifCounterDiscontinuityTime where the device
   has it; a change means that series' counters restarted (a line card reset, a cleared counter).
+- ``sample_monotonic``: ``time.monotonic()`` at the middle of the walk that read the counters, so a
+  rate divides by the time between readings, not between poll ends.
 - ``info``: ``{"sysname", "sysdescr", "sysobjectid"}`` labels for the device's info series.
 - ``static_refreshed``: whether this poll re-walked the static columns.
 - ``decode_problems``: how many values were of the wrong type and skipped; ``decode_messages`` a few.
@@ -279,7 +281,10 @@ class _Poll:
         found = scalars.get(SYS_UPTIME)
         uptime = found.value if found is not None and isinstance(found.value, int) else None
         static = await self._static(uptime)
+        walk_started = time.monotonic()
         dynamic = await self._dynamic(static)
+        # Counters were read during the walk, not when the poll (with its static refresh) ended.
+        sample_monotonic = (walk_started + time.monotonic()) / 2
         if self._new_rows(static, dynamic):
             static = await self._static(uptime, force=True)
         columns = {**static, **dynamic}
@@ -288,6 +293,7 @@ class _Poll:
             "counter_bits": dict(decoded.counter_bits),
             "counter_scale": dict(decoded.counter_scale),
             "uptime_ticks": uptime,
+            "sample_monotonic": sample_monotonic,
             "discontinuity": dict(decoded.discontinuity),
             "info": dict(decoded.info),
             "static_refreshed": self.refreshed,

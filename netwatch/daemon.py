@@ -24,6 +24,7 @@ from collectors import REGISTRY, CollectContext
 from collectors.icmp import IcmpEngine, IcmpPermissionError
 from collectors.snmp.collector import SnmpResources, open_snmp_resources
 from netwatch import __version__
+from netwatch.alerting import Dispatcher, MemoryStore
 from netwatch.config import load_inventory
 from netwatch.config.inventory import Inventory, Job
 from netwatch.config.snmp import snmp_credentials
@@ -32,6 +33,7 @@ from netwatch.exporter import make_registry
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder, restore_health
 from netwatch.scheduler import PollScheduler
+from netwatch.sites import SiteTracker
 from netwatch.state import LatestState
 from netwatch.storage import migrate, repository
 from netwatch.storage.engine import create_engine_for
@@ -41,6 +43,7 @@ from netwatch.web import WebServer, parse_listen
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
+TICK_SECONDS = 1.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -69,6 +72,8 @@ class Daemon:
         self._scheduler: PollScheduler | None = None
         self._web: WebServer | None = None
         self._run_row: dict[str, Any] = {}
+        self._resume: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        self._dispatcher: Dispatcher | None = None
         self.ready = asyncio.Event()
 
     async def run(self) -> int:
@@ -79,7 +84,12 @@ class Daemon:
         writer.start()
         await self._open_collectors()
         recorder = self._recorder = PollRecorder(writer, self._run_row["run_id"], self.state.inventory)
-        pipeline = Pipeline(REGISTRY, self.ctx, self.state, [recorder])
+        await self._start_alerting(self.state.inventory)
+        tracker = self._tracker = SiteTracker(
+            self.state.inventory, writer, self._run_row["run_id"], statuses=self.state.sites, notify=self
+        )
+        tracker.resume(*self._resume)
+        pipeline = Pipeline(REGISTRY, self.ctx, self.state, [recorder, tracker])
         self._pipeline = pipeline
         scheduler = self._scheduler = PollScheduler(self._run_job, on_misfire=self._count_misfire)
         host, port = parse_listen(self.options.listen)
@@ -89,6 +99,7 @@ class Daemon:
         scheduler.sync(self._active_jobs(self.state.inventory))
         scheduler.start()
         heartbeat = asyncio.create_task(self._heartbeat())
+        ticker = asyncio.create_task(self._tick())
         log.info(
             "netwatch %s running: %d jobs, metrics on http://%s:%d/metrics",
             __version__,
@@ -101,6 +112,7 @@ class Daemon:
             await self._stop.wait()
         finally:
             heartbeat.cancel()
+            ticker.cancel()
             await self._shutdown()
         return 0
 
@@ -118,6 +130,7 @@ class Daemon:
                 "the database schema is not at this netwatch's version: run `netwatch db upgrade --db URL` first"
             )
         repository.sync_inventory(engine, self.state.inventory)
+        self._resume = (repository.load_site_states(engine), repository.open_outages(engine))
         for (target, kind), row in repository.load_target_states(engine).items():
             job = next(
                 (j for j in self.state.inventory.jobs if j.target.key == target and j.kind == kind), None
@@ -173,6 +186,27 @@ class Daemon:
             if task is not None:
                 self._in_flight.discard(task)
 
+    def submit(self, events: Any) -> object:
+        """Hand site events to the notification dispatcher, when one is configured."""
+        return self._dispatcher.submit(events) if self._dispatcher is not None else None
+
+    async def _start_alerting(self, inventory: Inventory) -> None:
+        if self._dispatcher is not None and self._dispatcher.config == inventory.alerting:
+            self._dispatcher.update_inventory(inventory)
+            return
+        if self._dispatcher is not None:
+            await self._dispatcher.aclose()
+            self._dispatcher = None
+        if inventory.alerting is not None:
+            self._dispatcher = Dispatcher(inventory.alerting, inventory, MemoryStore())
+            await self._dispatcher.start()
+            self.state.notifications_failed = self._dispatcher.failed_total
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self._tracker.tick(datetime.now(UTC))
+
     def _count_misfire(self, job_key: str) -> None:
         self.state.misfires_total += 1
 
@@ -207,6 +241,8 @@ class Daemon:
             return False
         self.state.replace_inventory(inventory)
         self._recorder.inventory = inventory
+        self._tracker.replace_inventory(inventory, datetime.now(UTC))
+        await self._start_alerting(inventory)
         snmp = self.ctx.get("snmp")
         if isinstance(snmp, SnmpResources):
             snmp.credentials = snmp_credentials(inventory.credentials)
@@ -238,6 +274,8 @@ class Daemon:
             self._scheduler.shutdown()
         if self._web is not None:
             await self._web.stop()
+        if self._dispatcher is not None:
+            await self._dispatcher.aclose()
         icmp = self.ctx.get("icmp")
         if icmp is not None:
             await icmp.close()

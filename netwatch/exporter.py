@@ -19,11 +19,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from collectors.base import CollectResult
-from netwatch.health import State, combine_links
+from netwatch.health import State
+from netwatch.sitehealth import SiteState, SiteStatus
 from netwatch.state import JobState, LatestState
 
 DEVICE_LABELS = ("site", "district", "device")
-SITE_STATES = ("up", "degraded", "down", "unreachable", "maintenance", "unknown")
 RATE_METRICS = {"if_in_octets": "netwatch_if_in_bps", "if_out_octets": "netwatch_if_out_bps"}
 ICMP_RTT_STATS = (
     ("min", "icmp_rtt_min_seconds"),
@@ -64,7 +64,7 @@ class NetwatchCollector(Collector):
         yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"])
         yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"])
         yield from self._inventory_families()
-        yield from self._site_families(jobs)
+        yield from self._site_families()
         yield from self._self_families()
 
     @staticmethod
@@ -205,25 +205,27 @@ class NetwatchCollector(Collector):
                 out[js.job.target.key] = (str(info.get("sysname") or ""), str(info.get("sysdescr") or ""))
         return out
 
-    def _site_families(self, jobs: list[JobState]) -> Iterator[Metric]:
-        by_device = {js.job.target.key: js.health.state for js in jobs if js.job.kind == "icmp"}
+    def _site_families(self) -> Iterator[Metric]:
         site_up = GaugeMetricFamily(
             "netwatch_site_up", "1 when the site is up or degraded, else 0.", labels=["site", "district"]
         )
         site_state = GaugeMetricFamily(
             "netwatch_site_state", "1 for the site's current state.", labels=["site", "district", "state"]
         )
+        flapping = GaugeMetricFamily(
+            "netwatch_site_flapping",
+            "1 while the site changes state too often (a flag beside the state).",
+            labels=["site", "district"],
+        )
+        statuses = dict(self._state.sites)
         for site in self._state.inventory.sites.values():
-            devices = [link.device for link in site.links]
-            if not devices:
-                continue
-            state = combine_links([by_device.get(d, State.UNKNOWN) for d in devices])
-            site_up.add_metric(
-                [site.code, site.district], 1.0 if state in (State.UP, State.DEGRADED) else 0.0
-            )
-            for name in SITE_STATES:
-                site_state.add_metric([site.code, site.district, name], 1.0 if state.value == name else 0.0)
-        yield from (site_up, site_state)
+            status = statuses.get(site.code) or SiteStatus()
+            labels = [site.code, site.district]
+            site_up.add_metric(labels, 1.0 if status.state in (SiteState.UP, SiteState.DEGRADED) else 0.0)
+            for name in SiteState:
+                site_state.add_metric([*labels, name.value], 1.0 if status.state is name else 0.0)
+            flapping.add_metric(labels, 1.0 if status.flapping else 0.0)
+        yield from (site_up, site_state, flapping)
 
     def _self_families(self) -> Iterator[Metric]:
         state = self._state
@@ -262,6 +264,14 @@ class NetwatchCollector(Collector):
         for kind in sorted(state.disabled_kinds):
             disabled.add_metric([kind], 1.0)
         yield disabled
+        failed = CounterMetricFamily(
+            "netwatch_notifications_failed",
+            "Notifications given up on after retries, by channel.",
+            labels=["channel"],
+        )
+        for channel, count in sorted(dict(state.notifications_failed).items()):
+            failed.add_metric([channel], count)
+        yield failed
         if self._storage is not None:
             yield GaugeMetricFamily(
                 "netwatch_storage_queue_length",

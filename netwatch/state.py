@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from collectors.base import CollectResult
 from netwatch.config.inventory import Inventory, Job
 from netwatch.counters import CounterBook
 from netwatch.health import TargetHealth
+from netwatch.sitehealth import SiteStatus
 
 LAG_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -70,6 +72,8 @@ class LatestState:
     misfires_total: int = 0
     config_last_reload_successful: bool = True
     disabled_kinds: dict[str, str] = field(default_factory=dict)
+    sites: dict[str, SiteStatus] = field(default_factory=dict)
+    notifications_failed: Mapping[str, int] = field(default_factory=dict)
 
     def job_state(self, job: Job) -> JobState:
         """The state of ``job``, created on first use with the rules of its site."""

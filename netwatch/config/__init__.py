@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from netwatch.config.document import InventoryDocument
 from netwatch.config.inventory import Inventory
 from netwatch.config.loader import check_inventory, load_inventory
-from netwatch.config.models import InventoryDocument
 from netwatch.config.settings import Settings
 
 

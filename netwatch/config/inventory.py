@@ -126,6 +126,8 @@ class Inventory:
     timezone: str = "Asia/Ho_Chi_Minh"
     source_files: tuple[str, ...] = ()
     credentials: Mapping[str, Any] = field(default_factory=dict)
+    alerting: Any = None
+    """The validated ``alerting:`` section (``netwatch.config.alerting.AlertingConfig``), or None."""
 
     @property
     def jobs(self) -> tuple[Job, ...]:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from collectors import REGISTRY
 from collectors.base import CollectorParams, Target
 from collectors.yamlsource import DocPath, LocatedDoc, YamlSourceError, format_path, load_yaml_file
+from netwatch.config.document import IncludedDocument, InventoryDocument
 from netwatch.config.inventory import (
     Device,
     HealthRules,
@@ -42,8 +43,6 @@ from netwatch.config.models import (
     Credential,
     DefaultsModel,
     DeviceModel,
-    IncludedDocument,
-    InventoryDocument,
     MaintenanceModel,
     ProvinceModel,
     SiteKindModel,
@@ -281,6 +280,7 @@ class _Loader:
             timezone=head.timezone,
             source_files=tuple(self.files),
             credentials=types.MappingProxyType({name: e.model for name, e in self.credentials.items()}),
+            alerting=head.alerting,
         )
 
     def _unique(self, key: str, what: str, name_of: Callable[[Any], str]) -> dict[str, _Entry[Any]]:

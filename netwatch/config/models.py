@@ -27,7 +27,6 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     create_model,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -482,42 +481,3 @@ Credential = Annotated[
         custom_error_message='version must be "2c" or "3"',
     ),
 ]
-
-
-class InventoryDocument(StrictModel):
-    """An inventory file: the province, its defaults, site kinds, sites, devices, credentials and maintenance."""
-
-    include: list[str] = Field(
-        default_factory=list,
-        description="Globs of files (relative to this one) adding sites, devices and maintenance.",
-    )
-    province: ProvinceModel = Field(description="Code and name of the province (required).")
-    timezone: Timezone = Field(
-        default=DEFAULT_TIMEZONE, description="IANA time zone of local times (maintenance, report months)."
-    )
-    defaults: DefaultsModel = Field(
-        default_factory=DefaultsModel,
-        description="Rules and collector params for every site (lowest precedence).",
-    )
-    site_kinds: dict[Code, SiteKindModel] = Field(
-        default_factory=dict, description="Site kinds by name, each with its own rules and collector params."
-    )
-    sites: list[SiteModel] = Field(default_factory=list, description="The sites.")
-    devices: list[DeviceModel] = Field(default_factory=list, description="The devices polled.")
-    credentials: dict[Code, Credential] = Field(default_factory=dict, description="SNMP credentials by name.")
-    maintenance: list[MaintenanceModel] = Field(
-        default_factory=list, description="Planned maintenance windows."
-    )
-
-    @field_validator("include", mode="before", json_schema_input_type=str | list[str])
-    @classmethod
-    def _one_include(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-
-class IncludedDocument(StrictModel):
-    """A file named by ``include:``: more sites, devices and maintenance windows."""
-
-    sites: list[SiteModel] = Field(default_factory=list, description="More sites.")
-    devices: list[DeviceModel] = Field(default_factory=list, description="More devices.")
-    maintenance: list[MaintenanceModel] = Field(default_factory=list, description="More maintenance windows.")

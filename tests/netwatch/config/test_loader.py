@@ -189,3 +189,26 @@ def test_a_required_param_given_nowhere_is_reported_at_the_device(tmp_path: Path
     assert [str(i) for i in check_inventory(path)] == [
         f"{path}:13: devices[1].collectors.snmp.credential: required key is missing"
     ]
+
+
+ALERTING = """\
+province: {code: QNM, name: Quảng Nam}
+site_kinds: {district: {}}
+sites: [{code: TK, name: Thành ủy Tam Kỳ, kind: district}]
+alerting:
+  language: vi
+  channels:
+    noc: {type: webhook, url: "http://127.0.0.1:9/alerts"}
+  routes:
+    - {match: {district: [TK]}, channels: [noc-typo]}
+"""
+
+
+def test_the_alerting_section_is_validated_with_the_inventory(tmp_path: Path) -> None:
+    good = load_inventory(_inventory(tmp_path, ALERTING.replace("noc-typo", "noc")))
+    assert good.alerting is not None and good.alerting.language == "vi"
+    issues = [str(i) for i in check_inventory(_inventory(tmp_path, ALERTING, "bad.yaml"))]
+    # A cross-field rule of the section: reported at the section, naming the entry and the name.
+    assert issues == [
+        f"{tmp_path / 'bad.yaml'}:4: alerting: routes[0].channels: no channel named 'noc-typo' (channels: noc)"
+    ]

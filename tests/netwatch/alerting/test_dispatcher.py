@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from netwatch.config.alerting import AlertingConfig
 from netwatch.alerting.dispatcher import Dispatcher, MemoryStore, route
 from netwatch.alerting.models import Notification, NotificationBuilder
 from netwatch.alerting.notifier import DeliveryError
+from netwatch.config.alerting import AlertingConfig
 from netwatch.config.inventory import Inventory
 from tests.netwatch.alerting.conftest import T0, FakeClock, district_down, district_up, ev
 

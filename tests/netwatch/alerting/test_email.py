@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from netwatch.config.alerting import AlertingConfig
 from netwatch.alerting.dispatcher import Dispatcher, MemoryStore
+from netwatch.config.alerting import AlertingConfig
 from netwatch.config.inventory import Inventory
 from tests.netwatch.alerting.conftest import T0, FakeClock, district_down, free_port
 

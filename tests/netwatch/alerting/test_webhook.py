@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from netwatch.config.alerting import AlertingConfig
 from netwatch.alerting.dispatcher import Dispatcher, MemoryStore
+from netwatch.config.alerting import AlertingConfig
 from netwatch.config.inventory import Inventory
 from tests.netwatch.alerting.conftest import (
     COMMUNES,

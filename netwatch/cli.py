@@ -355,13 +355,14 @@ def status(db_url: str, tz_name: str) -> None:
         if row["district"] != district:
             district = row["district"]
             table.add_section()
-            table.add_row(f"[bold]{district}[/bold]", f"[bold]{names.get(district, '')}[/bold]", "", "", "")
+            if district not in names:  # province-level sites: no district site heads them
+                table.add_row(f"[bold]{district}[/bold]", "", "", "", "")
         state = row["state"] or "unknown"
         counts[state] = counts.get(state, 0) + 1
-        indent = "" if row["code"] == district else "  "
+        head = row["code"] == district
         table.add_row(
-            indent + row["code"],
-            row["name"],
+            f"[bold]{row['code']}[/bold]" if head else "  " + row["code"],
+            f"[bold]{row['name']}[/bold]" if head else row["name"],
             f"[{STATE_STYLES.get(state, '')}]{state}[/]",
             _local(row["since"], zone),
             row["cause"] or "",

@@ -14,7 +14,7 @@ import signal
 import socket
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from collectors import REGISTRY, CollectContext
 from collectors.icmp import IcmpEngine, IcmpPermissionError
 from collectors.snmp.collector import SnmpResources, open_snmp_resources
 from netwatch import __version__
-from netwatch.alerting import Dispatcher, MemoryStore
+from netwatch.alerting import Dispatcher
 from netwatch.config import load_inventory
 from netwatch.config.inventory import Inventory, Job
 from netwatch.config.snmp import snmp_credentials
@@ -33,6 +33,7 @@ from netwatch.exporter import make_registry
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder, restore_health
 from netwatch.scheduler import PollScheduler
+from netwatch.sentstore import SqlSentStore
 from netwatch.sites import SiteTracker
 from netwatch.state import LatestState
 from netwatch.storage import migrate, repository
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
 TICK_SECONDS = 1.0
+NOTIFICATION_MEMORY = timedelta(days=7)
+"""How far back sent notifications are remembered across a restart (longer than any repeat interval)."""
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -74,6 +77,7 @@ class Daemon:
         self._run_row: dict[str, Any] = {}
         self._resume: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
         self._dispatcher: Dispatcher | None = None
+        self._sent: dict[str, datetime] = {}
         self.ready = asyncio.Event()
 
     async def run(self) -> int:
@@ -131,6 +135,7 @@ class Daemon:
             )
         repository.sync_inventory(engine, self.state.inventory)
         self._resume = (repository.load_site_states(engine), repository.open_outages(engine))
+        self._sent = repository.notifications_sent(engine, datetime.now(UTC) - NOTIFICATION_MEMORY)
         for (target, kind), row in repository.load_target_states(engine).items():
             job = next(
                 (j for j in self.state.inventory.jobs if j.target.key == target and j.kind == kind), None
@@ -198,7 +203,10 @@ class Daemon:
             await self._dispatcher.aclose()
             self._dispatcher = None
         if inventory.alerting is not None:
-            self._dispatcher = Dispatcher(inventory.alerting, inventory, MemoryStore())
+            assert self._writer is not None
+            self._dispatcher = Dispatcher(
+                inventory.alerting, inventory, SqlSentStore(self._writer, self._sent)
+            )
             await self._dispatcher.start()
             self.state.notifications_failed = self._dispatcher.failed_total
 

@@ -34,6 +34,7 @@ __all__ = [
     "InstanceRun",
     "Interface",
     "InterfaceSample",
+    "NotificationSent",
     "Outage",
     "Poll",
     "Site",
@@ -298,3 +299,14 @@ class Outage(Base):
     ended_at: Mapped[datetime | None]
     run_id: Mapped[str] = mapped_column(String(36))
     updated_at: Mapped[datetime]
+
+
+class NotificationSent(Base):
+    """When each notification (channel, alert, site, status, outage start) last went out, so a
+    restart neither repeats a page nor forgets a reminder."""
+
+    __tablename__ = "notifications_sent"
+    __table_args__ = _UPSERT
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    sent_at: Mapped[datetime]

@@ -13,13 +13,14 @@ from sqlalchemy import Engine, Table, func, insert, select, update
 
 from netwatch.config.inventory import Inventory
 from netwatch.storage.dml import statement_for, table_named
-from netwatch.storage.models import InstanceRun, Outage, Poll, Site, SiteState, TargetState
+from netwatch.storage.models import InstanceRun, NotificationSent, Outage, Poll, Site, SiteState, TargetState
 
 __all__ = [
     "heartbeat",
     "load_site_states",
     "load_target_states",
     "monitoring_gaps",
+    "notifications_sent",
     "open_outages",
     "outages",
     "recent_polls",
@@ -203,3 +204,11 @@ def outages(
 def open_outages(engine: Engine) -> dict[str, dict[str, Any]]:
     """The open ledger interval of each site that has one (to resume it after a restart)."""
     return {row["site"]: row for row in reversed(outages(engine, only_open=True, limit=1_000_000))}
+
+
+def notifications_sent(engine: Engine, since: datetime) -> dict[str, datetime]:
+    """Notification keys sent at or after ``since``, with when."""
+    n = NotificationSent.__table__.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(n.key, n.sent_at).where(n.sent_at >= since.astimezone(UTC))).all()
+    return {row.key: row.sent_at for row in rows}

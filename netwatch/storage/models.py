@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Text,
     DateTime,
     Dialect,
     Float,
@@ -30,12 +31,16 @@ __all__ = [
     "Base",
     "Device",
     "DeviceMetricSample",
+    "IcmpRollup",
     "IcmpSample",
     "InstanceRun",
     "Interface",
+    "InterfaceRollup",
     "InterfaceSample",
     "NotificationSent",
     "Outage",
+    "OutageAnnotation",
+    "RollupProgress",
     "Poll",
     "Site",
     "SiteState",
@@ -310,3 +315,72 @@ class NotificationSent(Base):
 
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     sent_at: Mapped[datetime]
+
+
+class OutageAnnotation(Base):
+    """An operator's correction of one outage (cause, ticket, reclassification), audited: who, when,
+    and the outage's effective fields before and after (JSON). The newest annotation of an outage is
+    the one in force."""
+
+    __tablename__ = "outage_annotations"
+    __table_args__ = (Index(None, "outage_id"), _APPEND)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    outage_id: Mapped[int] = mapped_column(BigInteger)
+    cause: Mapped[str | None] = mapped_column(String(255))
+    ticket: Mapped[str | None] = mapped_column(String(128))
+    reclassified_as: Mapped[str | None] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+
+
+class InterfaceRollup(Base):
+    """Interface traffic per bucket (``resolution`` 5m or 1h): average and peak rates, octets, and
+    for hourly buckets the 95th percentile of the hour's 5-minute averages."""
+
+    __tablename__ = "interface_rollups"
+    __table_args__ = (Index(None, "bucket_start"), _UPSERT)
+
+    device: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ifindex: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    resolution: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    in_bps_avg: Mapped[float | None] = mapped_column(Float)
+    out_bps_avg: Mapped[float | None] = mapped_column(Float)
+    in_bps_max: Mapped[float | None] = mapped_column(Float)
+    out_bps_max: Mapped[float | None] = mapped_column(Float)
+    in_bps_p95: Mapped[float | None] = mapped_column(Float)
+    out_bps_p95: Mapped[float | None] = mapped_column(Float)
+    in_octets: Mapped[float | None] = mapped_column(Float)
+    out_octets: Mapped[float | None] = mapped_column(Float)
+
+
+class IcmpRollup(Base):
+    """ICMP rounds per bucket (``resolution`` 5m or 1h): probes sent and answered, RTT statistics."""
+
+    __tablename__ = "icmp_rollups"
+    __table_args__ = (Index(None, "bucket_start"), _UPSERT)
+
+    target: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resolution: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    rounds: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer)
+    rtt_min_seconds: Mapped[float | None] = mapped_column(Float)
+    rtt_avg_seconds: Mapped[float | None] = mapped_column(Float)
+    rtt_max_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class RollupProgress(Base):
+    """How far each rollup has been computed (its incremental cursor), so a run resumes there."""
+
+    __tablename__ = "rollup_progress"
+    __table_args__ = _UPSERT
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    done_until: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Text,
     DateTime,
     Dialect,
     Float,
@@ -21,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -40,8 +40,8 @@ __all__ = [
     "NotificationSent",
     "Outage",
     "OutageAnnotation",
-    "RollupProgress",
     "Poll",
+    "RollupProgress",
     "Site",
     "SiteState",
     "TargetState",

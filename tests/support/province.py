@@ -60,7 +60,8 @@ class Province:
         """The district router's address, as the hub polls it."""
         return self.district.far_address
 
-    def _commune_route(self, action: str) -> None:
+    def route_communes(self, action: str = "replace") -> None:
+        """Route the commune subnet from the hub via the district router (ip route ACTION)."""
         _run(
             "ip",
             "route",
@@ -84,7 +85,7 @@ class Province:
         self.district.up()
         self.district.wait_carrier()
         # Downing the hub's end flushes the route via it; put it back (idempotent otherwise).
-        self._commune_route("replace")
+        self.route_communes("replace")
 
     def add_loss(self, percent: int) -> None:
         """Drop that share of echo requests to the district router, at random (in its namespace)."""
@@ -111,7 +112,7 @@ def _build(province: Province, d_link: str, c_link: str) -> None:
     _run("ip", "-n", name, "link", "set", c_link, "up")
     _run("ip", "-n", name, "link", "set", "lo", "up")
     _run("ip", "-n", name, "route", "add", "default", "via", gateway)
-    province._commune_route("add")
+    province.route_communes("add")
 
 
 @contextmanager

@@ -136,10 +136,9 @@ class Daemon:
         repository.sync_inventory(engine, self.state.inventory)
         self._resume = (repository.load_site_states(engine), repository.open_outages(engine))
         self._sent = repository.notifications_sent(engine, datetime.now(UTC) - NOTIFICATION_MEMORY)
-        for (target, kind), row in repository.load_target_states(engine).items():
-            job = next(
-                (j for j in self.state.inventory.jobs if j.target.key == target and j.kind == kind), None
-            )
+        jobs = {(j.target.key, j.kind): j for j in self.state.inventory.jobs}
+        for key, row in repository.load_target_states(engine).items():
+            job = jobs.get(key)
             if job is not None:
                 restore_health(self.state.job_state(job).health, row)
         run_id = repository.start_run(

@@ -442,5 +442,268 @@ def db_upgrade(db_url: str) -> None:
         engine.dispose()
 
 
+_WHEN = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+
+
+@db.command("rollup")
+@click.option(
+    "--from", "start", type=click.DateTime(_WHEN), required=True, help="Local start (date or date and time)."
+)
+@click.option("--to", "end", type=click.DateTime(_WHEN), required=True, help="Local end, exclusive.")
+@tz_option
+@db_option
+def db_rollup(start: datetime, end: datetime, tz_name: str, db_url: str) -> None:
+    """Rebuild the 5-minute and hourly rollups of a time range from the raw samples still kept."""
+    from netwatch.storage.rollups import rebuild
+
+    zone = ZoneInfo(tz_name)
+    first, last = start.replace(tzinfo=zone), end.replace(tzinfo=zone)
+    if last <= first:
+        raise click.BadParameter("--to must be after --from", param_hint="--to")
+    engine = _engine(db_url)
+    try:
+        result = rebuild(engine, first, last)
+    finally:
+        engine.dispose()
+    for name, rows in result.rows.items():
+        click.echo(f"{name}: {rows} rows in {result.batches[name]} batches")
+
+
+# --- reports and outage annotations -----------------------------------------------------------
+# `report` groups the monthly reports: `availability` below; `bandwidth` joins it beside it.
+
+
+def _zone_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError; "../x" is a ValueError
+        raise click.BadParameter(
+            f"unknown time zone {value!r} (use an IANA name like Asia/Ho_Chi_Minh)"
+        ) from None
+    return value
+
+
+def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from netwatch.reports.availability import parse_month
+
+    try:
+        parse_month(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _output_path(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and not value.resolve().parent.is_dir():
+        raise click.BadParameter(f"directory {str(value.resolve().parent)!r} does not exist")
+    return value
+
+
+month_option = click.option(
+    "--month", required=True, callback=_month, help="Local calendar month, YYYY-MM (e.g. 2026-10)."
+)
+report_tz_option = click.option(
+    "--tz",
+    "tz_name",
+    default="Asia/Ho_Chi_Minh",
+    show_default=True,
+    callback=_zone_name,
+    help="Time zone whose local month the report covers.",
+)
+lang_option = click.option(
+    "--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True, help="Report language."
+)
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_output_path,
+    help="Write to FILE instead of standard output (required for xlsx).",
+)
+
+
+@main.group()
+def report() -> None:
+    """Monthly reports (CSV, XLSX or HTML; Vietnamese or English)."""
+
+
+@report.command("availability")
+@month_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "html"]),
+    default="csv",
+    show_default=True,
+    help="Output.",
+)
+@lang_option
+@report_tz_option
+@click.option("--site", help="Only this site (its code).")
+@click.option("--district", help="Only the sites of this district (its code).")
+@output_option
+@db_option
+def report_availability(
+    month: str,
+    fmt: str,
+    lang: str,
+    tz_name: str,
+    site: str | None,
+    district: str | None,
+    output: Path | None,
+    db_url: str,
+) -> None:
+    """Availability per site, district and province for one local month (month to date if current)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from netwatch.errors import StorageError
+    from netwatch.reports.availability import compute, load_month, month_bounds
+    from netwatch.reports.render import render_availability
+
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx writes a binary workbook: give -o FILE")
+    now = datetime.now(ZoneInfo(tz_name))
+    if month_bounds(month, tz_name)[0] >= now:
+        raise click.BadParameter(f"{month} has not begun yet in {tz_name}", param_hint="--month")
+    engine = _engine(db_url)
+    try:
+        with Console(stderr=True).status(f"Computing availability for {month}…"):
+            data = load_month(engine, month, tz_name, site=site, district=district)
+            if not data.sites:
+                what = " and ".join(f"{k} {v!r}" for k, v in (("site", site), ("district", district)) if v)
+                raise click.ClickException(f"no sites in this database{' for ' + what if what else ''}")
+            body = render_availability(compute(data, now), fmt, lang)  # type: ignore[arg-type]
+    except (StorageError, SQLAlchemyError) as exc:
+        raise click.ClickException(f"cannot read the database: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        engine.dispose()
+    if output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(body)
+        click.echo(f"{output}: {len(body)} bytes", err=True)
+
+
+@report.command("bandwidth")
+@month_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "html"]),
+    default="csv",
+    show_default=True,
+    help="Output.",
+)
+@lang_option
+@report_tz_option
+@click.option("--site", help="Only this site's links (its code).")
+@click.option("--district", help="Only the links of this district's sites (its code).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Inventory to take links and retention from (default: links the daemon mirrored in the database).",
+)
+@output_option
+@db_option
+def report_bandwidth(
+    month: str,
+    fmt: str,
+    lang: str,
+    tz_name: str,
+    site: str | None,
+    district: str | None,
+    config_path: Path | None,
+    output: Path | None,
+    db_url: str,
+) -> None:
+    """Per link: average, peak and 95th percentile in and out, utilisation, hours above 80 %."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from netwatch.errors import ConfigError, StorageError
+    from netwatch.reports.bandwidth import bandwidth_report, links_from_inventory
+    from netwatch.reports.bandwidth_render import render_bandwidth
+
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx writes a binary workbook: give -o FILE")
+    links, policy = None, None
+    if config_path is not None:
+        from netwatch.config import load_inventory
+
+        try:
+            inventory = load_inventory(config_path)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        links, policy = links_from_inventory(inventory), inventory.retention
+    engine = _engine(db_url)
+    try:
+        result = bandwidth_report(
+            engine, month, tz=tz_name, links=links, site=site, district=district, policy=policy
+        )
+    except (StorageError, SQLAlchemyError) as exc:
+        raise click.ClickException(f"cannot read the database: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        engine.dispose()
+    if not result.links:
+        raise click.ClickException("no links with an interface and a contracted rate match")
+    body = render_bandwidth(result, fmt, lang)  # type: ignore[arg-type]
+    if result.fallback:
+        click.echo(
+            f"note: {month} is older than the 5-minute rollups' retention: hourly figures used", err=True
+        )
+    if output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(body)
+        click.echo(f"{output}: {len(body)} bytes", err=True)
+
+
+def _default_author() -> str:
+    import getpass
+    import os
+
+    return os.environ.get("SUDO_USER") or os.environ.get("USER") or getpass.getuser()
+
+
+@outages.command("annotate")
+@click.argument("outage_id", type=int)
+@click.option("--cause", help="What caused the outage, in the operator's words.")
+@click.option("--ticket", help="Ticket or work-order reference.")
+@click.option(
+    "--reclassify",
+    type=click.Choice(["maintenance", "down", "unreachable", "degraded"]),
+    help="Count the interval as this state in reports (e.g. planned work as maintenance).",
+)
+@click.option("--author", default=_default_author, show_default="$SUDO_USER or $USER", help="Who annotates.")
+@db_option
+def outages_annotate(
+    outage_id: int, cause: str | None, ticket: str | None, reclassify: str | None, author: str, db_url: str
+) -> None:
+    """Annotate outage ID (cause, ticket, reclassification); audited with the before and after."""
+    from netwatch.storage.annotations import OutageNotFoundError, annotate
+
+    if cause is None and ticket is None and reclassify is None:
+        raise click.UsageError("nothing to annotate: give --cause, --ticket or --reclassify")
+    engine = _engine(db_url)
+    try:
+        result = annotate(engine, outage_id, author=author, cause=cause, ticket=ticket, reclassify=reclassify)
+    except OutageNotFoundError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        engine.dispose()
+    table = Table(title=f"Outage {outage_id} annotated by {author} (annotation {result.annotation_id})")
+    for column in ("field", "before", "after"):
+        table.add_column(column)
+    for key in ("site", "state", "cause", "ticket", "started_at", "ended_at"):
+        old, new = result.before.get(key), result.after.get(key)
+        mark = "[bold]" if old != new else ""
+        table.add_row(key, str(old or "—"), f"{mark}{new or '—'}")
+    Console().print(table)
+
+
 if __name__ == "__main__":
     main()

@@ -48,6 +48,9 @@ TICK_SECONDS = 1.0
 NOTIFICATION_MEMORY = timedelta(days=7)
 """How far back sent notifications are remembered across a restart (longer than any repeat interval)."""
 SHUTDOWN_GRACE_SECONDS = 10.0
+HISTORY_SECONDS = 300.0
+"""How often rollups and retention run."""
+HISTORY_MAX_BATCHES = 48
 
 
 @dataclass(frozen=True)
@@ -93,17 +96,20 @@ class Daemon:
             self.state.inventory, writer, self._run_row["run_id"], statuses=self.state.sites, notify=self
         )
         tracker.resume(*self._resume)
+        if self._dispatcher is not None:
+            self._dispatcher.resume(self.state.sites)
         pipeline = Pipeline(REGISTRY, self.ctx, self.state, [recorder, tracker])
         self._pipeline = pipeline
         scheduler = self._scheduler = PollScheduler(self._run_job, on_misfire=self._count_misfire)
         host, port = parse_listen(self.options.listen)
-        self._web = WebServer(make_registry(self.state, writer), self._health, host, port)
+        self._web = WebServer(make_registry(self.state, writer), self._health, host, port, engine)
         await self._web.start()
         self._install_signals()
         scheduler.sync(self._active_jobs(self.state.inventory))
         scheduler.start()
         heartbeat = asyncio.create_task(self._heartbeat())
         ticker = asyncio.create_task(self._tick())
+        history = asyncio.create_task(self._history(engine))
         log.info(
             "netwatch %s running: %d jobs, metrics on http://%s:%d/metrics",
             __version__,
@@ -117,6 +123,7 @@ class Daemon:
         finally:
             heartbeat.cancel()
             ticker.cancel()
+            history.cancel()
             await self._shutdown()
         return 0
 
@@ -208,6 +215,8 @@ class Daemon:
             )
             await self._dispatcher.start()
             self.state.notifications_failed = self._dispatcher.failed_total
+            if self.state.sites:  # a reload that brings alerting in: start from the states known now
+                self._dispatcher.resume(self.state.sites)
 
     async def _tick(self) -> None:
         while True:
@@ -223,6 +232,25 @@ class Daemon:
             self._run_row["heartbeat_at"] = datetime.now(UTC)
             if self._writer is not None:
                 self._writer.put("instance_runs", dict(self._run_row))
+
+    async def _history(self, engine: Engine) -> None:
+        """Every few minutes: rollups, then retention, in a worker thread (never on the event loop)."""
+        from netwatch.config.retention import RetentionPolicy
+        from netwatch.storage.retention import apply_retention
+        from netwatch.storage.rollups import roll_up
+
+        def maintain(policy: RetentionPolicy) -> None:
+            now = datetime.now(UTC)
+            # Bounded: a long backlog (after downtime) is caught up over several runs.
+            roll_up(engine, until=now, grace=policy.grace, max_batches=HISTORY_MAX_BATCHES)
+            apply_retention(engine, policy, now)
+
+        while True:
+            await asyncio.sleep(HISTORY_SECONDS)
+            try:
+                await asyncio.to_thread(maintain, self.state.inventory.retention or RetentionPolicy())
+            except Exception:  # history upkeep must never stop the daemon; the next run retries
+                log.exception("rollups or retention failed")
 
     def _health(self) -> dict[str, object]:
         writer = self._writer

@@ -71,6 +71,17 @@ PRECEDENCE: tuple[SiteState, ...] = (
 _FLAP_COUNTED = frozenset({SiteState.UP, SiteState.DEGRADED, SiteState.DOWN, SiteState.UNREACHABLE})
 
 
+def _flap_counts(previous: SiteState, state: SiteState) -> bool:
+    """Only going into or out of DOWN counts towards flapping: a lossy link moving between up and
+    degraded is not flapping, nor is a commune moving in and out of UNREACHABLE with its district
+    (the district's own changes count, once)."""
+    return (
+        previous in _FLAP_COUNTED
+        and state in _FLAP_COUNTED
+        and (previous is SiteState.DOWN) != (state is SiteState.DOWN)
+    )
+
+
 def prevailing(states: Iterable[SiteState]) -> SiteState:
     """The state that wins where several overlap (UP when given none)."""
     present = set(states)
@@ -734,7 +745,7 @@ class SiteHealthEngine:
             return
         at = max(since, previous.since) if since and previous.since else since or now
         flapping, flap_turned_on = previous.flapping, False
-        if previous.state in _FLAP_COUNTED and state in _FLAP_COUNTED:
+        if _flap_counts(previous.state, state):
             rec.changes.append(now)
             while rec.changes and rec.changes[0] <= now - self._flap_window:
                 rec.changes.popleft()

@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from netwatch.alerting.email import EmailNotifier
-from netwatch.alerting.models import Notification, NotificationBuilder, SiteEventLike, in_language
+from netwatch.alerting.models import (
+    Notification,
+    NotificationBuilder,
+    SiteEventLike,
+    SiteStatusLike,
+    in_language,
+)
 from netwatch.alerting.notifier import DeliveryError, Notifier
 from netwatch.alerting.webhook import WebhookNotifier
 from netwatch.config.alerting import AlertingConfig, EmailChannel, WebhookChannel
@@ -167,6 +173,10 @@ class Dispatcher:
             log.warning("alerting queue full: dropped a batch of %d site events", len(batch))
             return False
         return True
+
+    def resume(self, statuses: Mapping[str, SiteStatusLike]) -> None:
+        """After a restart: take the sites' persisted states, so open outages resolve when they end."""
+        self.builder.restore(statuses)
 
     def update_inventory(self, inventory: Inventory) -> None:
         """Use a reloaded inventory for names and districts from now on (open alerts are kept)."""

@@ -32,6 +32,26 @@ ALERT_NAMES: Mapping[AlertKind, str] = {
 SEVERITY: Mapping[AlertKind, str] = {"down": "critical", "degraded": "warning", "flapping": "warning"}
 
 
+class SiteStatusLike(Protocol):
+    """A site's current status, as ``netwatch.sitehealth.SiteStatus`` holds it."""
+
+    @property
+    def state(self) -> str:
+        """Current state."""
+
+    @property
+    def since(self) -> datetime | None:
+        """When it began."""
+
+    @property
+    def cause(self) -> str | None:
+        """The ancestor site that is down, for ``unreachable``."""
+
+    @property
+    def flapping(self) -> bool:
+        """Whether the site is flapping."""
+
+
 class SiteEventLike(Protocol):
     """A site's state change, as ``netwatch.sitehealth`` emits it (states are StrEnum or plain strings)."""
 
@@ -144,6 +164,25 @@ class NotificationBuilder:
         self._flapping: dict[str, bool] = {}
         self._state: dict[str, str] = {}
         self._cause: dict[str, str | None] = {}
+
+    def restore(self, statuses: Mapping[str, SiteStatusLike]) -> None:
+        """Resume after a restart from the sites' persisted states: an outage that was open before
+        is open again (with its original start, so its resolution goes out and its dedup key holds)."""
+        for code, status in statuses.items():
+            state = state_name(status.state)
+            self._state[code] = state
+            self._cause[code] = status.cause
+            self._flapping[code] = status.flapping
+            if status.since is None:
+                continue
+            if state == "down" or (state == "degraded" and self.notify_degraded):
+                self._open.setdefault((state, code), _Open(starts_at=status.since))  # type: ignore[arg-type]
+            if status.flapping and self.notify_flapping:
+                self._open.setdefault(("flapping", code), _Open(starts_at=status.since))
+        for code, status in statuses.items():
+            opened = self._open.get(("down", status.cause or ""))
+            if state_name(status.state) == "unreachable" and opened is not None:
+                opened.unreachable[code] = self._ref(code)
 
     def build(self, events: Iterable[SiteEventLike], now: datetime) -> list[Notification]:
         """The notifications one batch of events calls for, in event order."""

@@ -24,6 +24,7 @@ from netwatch.config.models import (
     StrictModel,
     Timezone,
 )
+from netwatch.config.retention import RetentionPolicy
 
 
 class InventoryDocument(StrictModel):
@@ -53,6 +54,10 @@ class InventoryDocument(StrictModel):
     alerting: AlertingConfig | None = Field(
         default=None,
         description="Built-in notifications (webhook in Alertmanager's format, email) for installations without Alertmanager.",
+    )
+    retention: RetentionPolicy = Field(
+        default_factory=RetentionPolicy,
+        description="How long raw samples and 5-minute and hourly rollups are kept, and when rollups run.",
     )
 
     @field_validator("include", mode="before", json_schema_input_type=str | list[str])

@@ -128,6 +128,8 @@ class Inventory:
     credentials: Mapping[str, Any] = field(default_factory=dict)
     alerting: Any = None
     """The validated ``alerting:`` section (``netwatch.config.alerting.AlertingConfig``), or None."""
+    retention: Any = None
+    """The ``retention:`` section (``netwatch.config.retention.RetentionPolicy``); None: the defaults."""
 
     @property
     def jobs(self) -> tuple[Job, ...]:

@@ -281,6 +281,7 @@ class _Loader:
             source_files=tuple(self.files),
             credentials=types.MappingProxyType({name: e.model for name, e in self.credentials.items()}),
             alerting=head.alerting,
+            retention=head.retention,
         )
 
     def _unique(self, key: str, what: str, name_of: Callable[[Any], str]) -> dict[str, _Entry[Any]]:

@@ -11,10 +11,13 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
+from sqlalchemy.engine import Engine
 
 from netwatch import __version__
 
@@ -34,7 +37,10 @@ INDEX_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>netwatch</title></head>
 <body><h1>netwatch {version}</h1>
 <ul><li><a href="/metrics">/metrics</a> — Prometheus metrics</li>
-<li><a href="/healthz">/healthz</a> — daemon health</li></ul></body></html>
+<li><a href="/healthz">/healthz</a> — daemon health</li>
+<li><a href="/reports/availability?month={month}&amp;format=html">/reports/availability?month={month}</a>
+ — this month's availability (add &amp;format=csv|xlsx|html, &amp;lang=vi|en, &amp;site=, &amp;district=)</li></ul>
+</body></html>
 """
 
 
@@ -46,6 +52,7 @@ class WebServer:
     health: HealthProbe
     host: str = "127.0.0.1"
     port: int = 9555
+    engine: Engine | None = None
     _runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -54,6 +61,10 @@ class WebServer:
         app.router.add_get("/", self._index)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
+        if self.engine is not None:
+            from netwatch.web.reports import report_routes
+
+            app.add_routes(report_routes(self.engine))
         return app
 
     async def start(self) -> None:
@@ -70,7 +81,10 @@ class WebServer:
             self._runner = None
 
     async def _index(self, request: web.Request) -> web.Response:
-        return web.Response(text=INDEX_HTML.format(version=__version__), content_type="text/html")
+        month = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y-%m")
+        return web.Response(
+            text=INDEX_HTML.format(version=__version__, month=month), content_type="text/html"
+        )
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, self.registry)

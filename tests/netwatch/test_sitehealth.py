@@ -626,6 +626,13 @@ def test_four_changes_in_ten_minutes_are_not_flapping(net: Net) -> None:
     assert net.engine.status("TK-C1").flapping is False
 
 
+def test_a_lossy_link_between_up_and_degraded_is_not_flapping(net: Net) -> None:
+    for i, outcome in enumerate([G, D] * 10, start=1):
+        net.icmp(10 * i, "tk-c1", outcome)
+    assert [r[3] for r in net.rows()].count("degraded") == 10
+    assert not [e for _, e in net.events if e.kind is SiteEventKind.FLAPPING]
+
+
 # -- restart, reload ----------------------------------------------------------------------------
 
 

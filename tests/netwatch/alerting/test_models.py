@@ -115,3 +115,18 @@ def test_a_site_still_down_when_flapping_ends_pages(inventory: Inventory) -> Non
         "down",
         "firing",
     )
+
+
+def test_an_outage_open_before_a_restart_resolves_after_it(inventory: Inventory) -> None:
+    from netwatch.sitehealth import SiteState, SiteStatus
+
+    before = NotificationBuilder(inventory)
+    (firing,) = before.build(district_down(), T0)
+    after = NotificationBuilder(inventory)  # the restarted daemon: nothing in memory
+    statuses = {"TK": SiteStatus(SiteState.DOWN, T0)}
+    statuses |= {c: SiteStatus(SiteState.UNREACHABLE, T0, "TK") for c in COMMUNES}
+    after.restore(statuses)
+    (resolved,) = after.build(district_up(T0 + timedelta(minutes=20)), T0 + timedelta(minutes=20))
+    assert (resolved.status, resolved.site.code, resolved.starts_at) == ("resolved", "TK", firing.starts_at)
+    assert resolved.ends_at == T0 + timedelta(minutes=20)
+    assert after.open_alerts(T0) == []

@@ -1,0 +1,355 @@
+"""One month of a province's history as the daemon leaves it, then the monthly reports, timed.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/report_month.py [--db URL] [--devices 600] [--sites 250]
+        [--interfaces 10000] [--raw-days 8] [--month 2026-10]
+
+Generates (fast bulk inserts: executemany on the raw SQLite connection, COPY on PostgreSQL) the
+sites, devices and interfaces, the outage ledger, 5-minute and hourly interface and ICMP rollups for
+the whole month, and the last ``--raw-days`` days of raw samples (10-second ICMP rounds, 60-second
+interface samples, their poll log). Then times the availability report, the bandwidth report, and a
+single hand-written SQL aggregate over the same rollups (the floor), and prints rows per table,
+database size and the ratios. SQLite in a temporary directory by default. Everything is bounded by
+the arguments; use smaller ``--interfaces`` / ``--raw-days`` for a quick run (the report timings
+depend on the number of links and the month, not on the other interfaces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import Engine, text
+
+from netwatch.reports.availability import month_bounds
+from netwatch.reports.bandwidth import LinkRef, bandwidth_report
+from netwatch.storage.engine import create_engine_for
+from netwatch.storage.migrate import upgrade
+
+TZ = "Asia/Ho_Chi_Minh"
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "sites": ("code", "name", "kind", "district", "parent", "sla_target", "updated_at"),
+    "devices": ("name", "site", "address", "role", "upstream", "updated_at"),
+    "interfaces": ("device", "ifindex", "ifname", "ifalias", "iftype", "speed_bps", "contracted_bps", "updated_at"),
+    "outages": ("site", "state", "cause", "started_at", "ended_at", "run_id", "updated_at"),
+    "instance_runs": (
+        "run_id", "instance", "shard", "hostname", "pid", "version", "started_at", "heartbeat_at", "stopped_at",
+    ),
+    "interface_rollups": (
+        "device", "ifindex", "resolution", "bucket_start", "samples", "in_bps_avg", "out_bps_avg",
+        "in_bps_max", "out_bps_max", "in_bps_p95", "out_bps_p95", "in_octets", "out_octets",
+    ),
+    "icmp_rollups": (
+        "target", "resolution", "bucket_start", "rounds", "sent", "received",
+        "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds",
+    ),
+    "interface_samples": ("device", "ifindex", "scheduled_at", "started_at", "oper_up", "in_bps", "out_bps"),
+    "icmp_samples": (
+        "target", "scheduled_at", "started_at", "sent", "received",
+        "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds", "jitter_seconds",
+    ),
+    "polls": ("target", "kind", "scheduled_at", "started_at", "duration_seconds", "success", "reason", "run_id"),
+}  # fmt: skip
+
+
+class Loader:
+    """Bulk inserts in chunks: executemany on SQLite's own connection, COPY on PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.counts: dict[str, int] = {}
+
+    def timestamp(self, value: Any) -> Any:
+        """``value`` as the driver takes it (datetimes in SQLAlchemy's SQLite format on SQLite)."""
+        if isinstance(value, datetime):
+            # SQLAlchemy's SQLite storage format for DateTime, UTC.
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else value.isoformat()
+        return value
+
+    def load(self, table: str, rows: Iterator[tuple[Any, ...]], chunk: int = 200_000) -> None:
+        """Insert ``rows`` (tuples in COLUMNS order) into ``table``."""
+        columns = COLUMNS[table]
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            if self.sqlite:
+                cursor.execute("PRAGMA synchronous=OFF")
+                cursor.execute("PRAGMA cache_size=-1000000")
+            batch: list[tuple[Any, ...]] = []
+            for row in rows:
+                batch.append(tuple(self.timestamp(v) for v in row))
+                if len(batch) >= chunk:
+                    self._write(cursor, table, columns, batch)
+                    batch = []
+            if batch:
+                self._write(cursor, table, columns, batch)
+            raw.commit()
+        finally:
+            raw.close()
+
+    def _write(self, cursor: Any, table: str, columns: Sequence[str], batch: list[tuple[Any, ...]]) -> None:
+        self.counts[table] = self.counts.get(table, 0) + len(batch)
+        if self.sqlite:
+            marks = ",".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})", batch)
+            return
+        with cursor.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN") as copy:
+            for row in batch:
+                copy.write_row(row)
+
+
+def _buckets(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    out, at = [], start
+    while at < end:
+        out.append(at)
+        at += step
+    return out
+
+
+def _outages(
+    rng: random.Random, sites: Sequence[str], start: datetime, end: datetime
+) -> Iterator[tuple[Any, ...]]:
+    span = int((end - start).total_seconds()) - 7200
+    for site in sites:
+        for _ in range(4):
+            begin = start + timedelta(seconds=rng.randrange(span))
+            state = rng.choice(("down", "degraded", "unreachable", "maintenance"))
+            finish = begin + timedelta(seconds=rng.randrange(60, 7200))
+            yield site, state, None, begin, finish, "run-1", begin
+
+
+def _interface_rollups(
+    rng: random.Random, interfaces: Sequence[tuple[str, int]], five: Sequence[datetime]
+) -> Iterator[tuple[Any, ...]]:
+    for d, i in interfaces:
+        base = rng.uniform(1e5, 3e6)
+        hour: list[float] = []
+        for n, b in enumerate(five):
+            v = base * (0.5 + (n % 288) / 288) + rng.random() * 1e5
+            hour.append(v)
+            yield d, i, "5m", b, 5, v, v / 3, v * 1.2, v / 2.5, None, None, v * 37.5, v * 12.5
+            if len(hour) == 12:
+                avg, top = sum(hour) / 12, max(hour)
+                first = b - timedelta(minutes=55)
+                yield (
+                    d,
+                    i,
+                    "1h",
+                    first,
+                    60,
+                    avg,
+                    avg / 3,
+                    top * 1.2,
+                    top / 2.5,
+                    top,
+                    top / 3,
+                    avg * 450,
+                    avg * 150,
+                )
+                hour = []
+
+
+def _icmp_rollups(
+    rng: random.Random, devices: Sequence[str], five: Sequence[datetime], hours: Sequence[datetime]
+) -> Iterator[tuple[Any, ...]]:
+    for d in devices:
+        for b in five:
+            yield d, "5m", b, 30, 90, 90 - (rng.random() < 0.01), 0.001, 0.002, 0.004
+        for b in hours:
+            yield d, "1h", b, 360, 1080, 1079, 0.001, 0.002, 0.004
+
+
+def _raw(
+    interfaces: Sequence[tuple[str, int]], devices: Sequence[str], start: datetime, end: datetime
+) -> dict[str, Iterator[tuple[Any, ...]]]:
+    minutes = _buckets(start, end, timedelta(seconds=60))
+    rounds = _buckets(start, end, timedelta(seconds=10))
+    return {
+        "interface_samples": ((d, i, b, b, True, 1e6, 3e5) for b in minutes for d, i in interfaces),
+        "icmp_samples": ((d, b, b, 3, 3, 0.001, 0.002, 0.004, 0.0002) for b in rounds for d in devices),
+        "polls": ((d, "icmp", b, b, 0.004, True, None, "run-1") for b in rounds for d in devices),
+    }
+
+
+def generate(loader: Loader, args: argparse.Namespace) -> tuple[list[LinkRef], datetime, datetime]:
+    """Write the province's month; return its links and the month's bounds."""
+    rng = random.Random(1)
+    start, end = month_bounds(args.month, TZ)
+    sites = [f"S{n:03d}" for n in range(args.sites)]
+    districts = [f"D{n:02d}" for n in range(max(args.sites // 25, 1))]
+    district_of = {c: districts[i % len(districts)] for i, c in enumerate(sites)}
+    loader.load("sites", iter([(c, f"Xã {c}", "commune", district_of[c], None, 0.99, start) for c in sites]))
+    devices = [f"dev{n:04d}" for n in range(args.devices)]
+    site_of = {d: sites[i % len(sites)] for i, d in enumerate(devices)}
+    loader.load("devices", iter([(d, site_of[d], "203.0.113.1", "router", None, start) for d in devices]))
+    per_device = max(args.interfaces // len(devices), 1)
+    interfaces = [(d, i + 1) for d in devices for i in range(per_device)]
+    # One link a site: the first interface of the site's first device, 4 Mbit/s contracted.
+    links = [
+        LinkRef(site_of[d], f"Xã {site_of[d]}", district_of[site_of[d]], d, "ge-0/0/1", 4e6)
+        for d in devices[: len(sites)]
+    ]
+    contracted = {(link.device, 1): link.contracted_bps for link in links}
+    loader.load(
+        "interfaces",
+        iter([(d, i, f"ge-0/0/{i}", "", 6, 1e9, contracted.get((d, i)), start) for d, i in interfaces]),
+    )
+    loader.load("instance_runs", iter([("run-1", "bench", "0/1", "bench", 1, "bench", start, end, None)]))
+    loader.load("outages", _outages(rng, sites, start, end))
+    five = _buckets(start, end, timedelta(minutes=5))
+    loader.load("interface_rollups", _interface_rollups(rng, interfaces, five))
+    loader.load("icmp_rollups", _icmp_rollups(rng, devices, five, _buckets(start, end, timedelta(hours=1))))
+    # The daemon's view at the end of the month: the last raw_days of raw samples are still there.
+    for table, rows in _raw(interfaces, devices, end - timedelta(days=args.raw_days), end).items():
+        loader.load(table, rows)
+    with loader.engine.begin() as conn:
+        for name in ("interface_5m", "interface_1h", "icmp_5m", "icmp_1h"):
+            conn.execute(
+                text("INSERT INTO rollup_progress (name, done_until, updated_at) VALUES (:n, :d, :d)"),
+                {"n": name, "d": loader.timestamp(end)},
+            )
+    return links, start, end
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - began)
+    return best, result
+
+
+def bandwidth_floor(engine: Engine, links: Sequence[LinkRef], start: datetime, end: datetime) -> int:
+    """The hand-written floor: one SQL aggregate (avg and max in and out) per link over the month."""
+    sqlite = engine.dialect.name == "sqlite"
+
+    def fmt(t: datetime) -> Any:
+        return t.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else t
+
+    pairs = ",".join(f"('{link.device}', 1)" for link in links)
+    sql = text(
+        "SELECT device, ifindex, count(*), avg(in_bps_avg), max(in_bps_avg), avg(out_bps_avg), max(out_bps_avg) "
+        "FROM interface_rollups WHERE resolution = '5m' AND bucket_start >= :s AND bucket_start < :e "
+        f"AND (device, ifindex) IN (VALUES {pairs}) GROUP BY device, ifindex"
+    )
+    with engine.connect() as conn:
+        return len(conn.execute(sql, {"s": fmt(start), "e": fmt(end)}).all())
+
+
+def availability_floor(engine: Engine, start: datetime, end: datetime) -> int:
+    """The hand-written floor: seconds per site and state, intervals clipped to the month, in SQL."""
+    if engine.dialect.name == "sqlite":
+        s, e = start.strftime("%Y-%m-%d %H:%M:%S.%f"), end.strftime("%Y-%m-%d %H:%M:%S.%f")
+        clip = "(julianday(min(coalesce(ended_at, :e), :e)) - julianday(max(started_at, :s))) * 86400"
+    else:
+        s, e = start, end  # type: ignore[assignment]
+        clip = "extract(epoch from least(coalesce(ended_at, :e), :e) - greatest(started_at, :s))"
+    sql = text(
+        f"SELECT site, state, sum({clip}) FROM outages WHERE started_at < :e "
+        "AND (ended_at IS NULL OR ended_at > :s) GROUP BY site, state"
+    )
+    with engine.connect() as conn:
+        return len(conn.execute(sql, {"s": s, "e": e}).all())
+
+
+def db_size(engine: Engine, url: str) -> int:
+    """Bytes the database takes (SQLite file plus WAL; PostgreSQL's pg_database_size)."""
+    if engine.dialect.name == "sqlite":
+        path = Path(engine.url.database or "")
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+
+def main() -> None:
+    """Generate, time, print."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", help="Database URL (default: SQLite in a temporary directory).")
+    parser.add_argument("--devices", type=int, default=600)
+    parser.add_argument("--sites", type=int, default=250)
+    parser.add_argument("--interfaces", type=int, default=10_000)
+    parser.add_argument("--raw-days", type=float, default=8)
+    parser.add_argument("--month", default="2026-10")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", help="SQLite file to generate into and keep (default: a temporary one).")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="netwatch-bench-") as tmp:
+        url = args.db or f"sqlite:///{args.keep or os.path.join(tmp, 'bench.db')}"
+        engine = create_engine_for(url)
+        try:
+            upgrade(engine)
+            loader = Loader(engine)
+            if engine.dialect.name == "sqlite":
+                with engine.connect() as conn:  # a benchmark's load: durability is not the point
+                    conn.exec_driver_sql("PRAGMA journal_mode=OFF")
+            began = time.perf_counter()
+            links, start, end = generate(loader, args)
+            load_seconds = time.perf_counter() - began
+            if engine.dialect.name == "sqlite":
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("ANALYZE")
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("VACUUM ANALYZE")
+            report(engine, url, loader, links, start, end, load_seconds, args)
+        finally:
+            engine.dispose()
+
+
+def report(
+    engine: Engine,
+    url: str,
+    loader: Loader,
+    links: list[LinkRef],
+    start: datetime,
+    end: datetime,
+    load_seconds: float,
+    args: argparse.Namespace,
+) -> None:
+    """Time the reports and floors, and print the table."""
+    now = end + timedelta(days=1)
+    out = io.StringIO()
+    print(f"backend {engine.dialect.name}; month {args.month} ({TZ}); {len(links)} links", file=out)
+    print(f"{'table':<20}{'rows':>14}", file=out)
+    for table, n in loader.counts.items():
+        print(f"{table:<20}{n:>14,}", file=out)
+    size = db_size(engine, url)
+    print(f"generated in {load_seconds:.1f} s; database size {size / 2**20:,.1f} MiB", file=out)
+    bw, result = _timed(
+        lambda: bandwidth_report(engine, args.month, tz=TZ, links=links, now=now), args.repeat
+    )
+    bw_floor, floor_rows = _timed(lambda: bandwidth_floor(engine, links, start, end), args.repeat)
+    assert result.resolution == "5m" and floor_rows == len(links)
+    assert all(row.buckets == int((end - start) / timedelta(minutes=5)) for row in result.links)
+    rows = [("bandwidth report", bw, bw_floor)]
+    av_floor, _ = _timed(lambda: availability_floor(engine, start, end), args.repeat)
+    try:
+        from netwatch.reports.availability import compute, load_month
+    except ImportError:
+        print("availability report: not available (netwatch.reports.availability missing)", file=out)
+    else:
+        av, _ = _timed(lambda: compute(load_month(engine, args.month, TZ), now), args.repeat)
+        rows.append(("availability report", av, av_floor))
+    print(f"{'':<22}{'report s':>10}{'floor s':>10}{'ratio':>8}", file=out)
+    for name, took, floor in rows:
+        print(f"{name:<22}{took:>10.3f}{floor:>10.3f}{took / floor:>8.2f}", file=out)
+    print(out.getvalue(), end="")
+
+
+if __name__ == "__main__":
+    main()

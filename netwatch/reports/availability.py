@@ -1,0 +1,542 @@
+"""Monthly availability per site, district and province: ARCHITECTURE.md "Availability, defined once".
+
+Two halves: :func:`load_month` is the only SQL (SQLAlchemy Core, the same on SQLite and
+PostgreSQL) and returns plain data; :func:`compute` is pure and does all the arithmetic.
+
+Choices where the specification is silent (also in the module's tests):
+
+- **Period.** Local month boundaries in the report's zone, so a month has 745 h where a DST change
+  gives an hour back. For the current month the period ends at ``now`` (month to date).
+- **Unknown** is the union of monitoring gaps (time no netwatch run covered) and the ledger's
+  ``unknown`` intervals. A site with no ledger interval in the period and no poll of any of its
+  devices in the period is *unmeasured*: the whole period is unknown. (When the period has no polls
+  at all, e.g. purged, their absence proves nothing and this rule is not applied.)
+- **Annotations.** The newest annotation of an outage is in force; its ``reclassified_as`` replaces
+  the interval's state before precedence is applied, its cause (else the ledger's) is listed.
+- **Outages** are the ledger's DOWN intervals (after reclassification) that keep some DOWN time in
+  the period once precedence has been applied; an interval wholly hidden under maintenance,
+  unknown or unreachable is not an outage. Its length in the report is that DOWN time in the
+  period; *longest outage* is the largest such length.
+- **Polls on time**: a poll is on time when it started no later than a tenth of its target's
+  interval after it was scheduled; the interval is the shortest gap between two consecutive
+  scheduled times of that target and collector in the month (the schedule is regular, so the
+  shortest gap is the interval; gaps from downtime are only longer). A target polled once in the
+  month is judged against :data:`DEFAULT_POLL_INTERVAL`. Polls count for the site of their device.
+- **Summaries** (district, province) add seconds, outages and polls over their sites and take the
+  ratios of the sums: time-weighted, never an average of ratios. Longest outage is the maximum.
+- **Links.** The ledger has site intervals only, so there are no per-link rows (the report says so).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, Float, and_, case, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import FunctionElement
+
+from netwatch.sitehealth import PRECEDENCE, SiteState
+from netwatch.storage.models import Device, Outage, OutageAnnotation, Poll, Site
+from netwatch.storage.repository import monitoring_gaps
+
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_TZ",
+    "AnnotatedOutage",
+    "AnnotationInForce",
+    "AvailabilityReport",
+    "Figures",
+    "LedgerInterval",
+    "MonthData",
+    "PollCounts",
+    "SiteInfo",
+    "SiteRow",
+    "Summary",
+    "compute",
+    "load_month",
+    "month_bounds",
+    "parse_month",
+]
+
+DEFAULT_TZ = "Asia/Ho_Chi_Minh"
+"""The zone whose local months reports cover unless told otherwise."""
+
+DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
+"""Interval assumed for a target polled only once in the month (no gap to measure it by)."""
+
+RECLASSIFIABLE = (SiteState.MAINTENANCE, SiteState.DOWN, SiteState.UNREACHABLE, SiteState.DEGRADED)
+"""States an operator may reclassify an outage as."""
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_ZERO = timedelta(0)
+
+Interval = tuple[datetime, datetime]
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """``YYYY-MM`` as (year, month); ValueError saying the expected form otherwise."""
+    match = _MONTH.match(month)
+    if match is None:
+        raise ValueError(f"month {month!r} is not of the form YYYY-MM (e.g. 2026-10)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def month_bounds(month: str, tz: str) -> tuple[datetime, datetime]:
+    """The month's local start and the next month's local start, as aware UTC datetimes."""
+    year, number = parse_month(month)
+    zone = ZoneInfo(tz)
+    start = datetime(year, number, 1, tzinfo=zone)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    """A site as the ``sites`` mirror knows it."""
+
+    code: str
+    name: str
+    kind: str
+    district: str
+    parent: str | None
+    sla_target: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerInterval:
+    """One outage-ledger row; ``ended_at`` None while it is open."""
+
+    id: int
+    site: str
+    state: SiteState
+    cause: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationInForce:
+    """The newest annotation of one outage."""
+
+    id: int
+    outage_id: int
+    cause: str | None
+    ticket: str | None
+    reclassified_as: SiteState | None
+    author: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PollCounts:
+    """Polls of a site's devices in the month: all of them, and those on time."""
+
+    total: int = 0
+    on_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MonthData:
+    """Everything :func:`compute` needs, read from the database for one local month."""
+
+    month: str
+    tz: str
+    sites: tuple[SiteInfo, ...]
+    intervals: tuple[LedgerInterval, ...]
+    annotations: Mapping[int, AnnotationInForce]
+    gaps: tuple[Interval, ...]
+    polls: Mapping[str, PollCounts]
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Seconds per state over a period and the counts; every ratio is derived from these sums."""
+
+    period: timedelta
+    seconds: Mapping[SiteState, timedelta]
+    outages: int
+    longest_outage: timedelta | None
+    polls: PollCounts
+
+    def __getitem__(self, state: SiteState) -> timedelta:
+        """Time spent in ``state``."""
+        return self.seconds.get(state, _ZERO)
+
+    @property
+    def available(self) -> timedelta:
+        """Up plus degraded: the time users at the site could work."""
+        return self[SiteState.UP] + self[SiteState.DEGRADED]
+
+    @property
+    def availability(self) -> float | None:
+        """(up + degraded) ÷ (period − maintenance − unknown); None when nothing is left to judge."""
+        return _ratio(self.available, self.period - self[SiteState.MAINTENANCE] - self[SiteState.UNKNOWN])
+
+    @property
+    def own_availability(self) -> float | None:
+        """Availability leaving out time unreachable because of a parent as well."""
+        judged = (
+            self.period - self[SiteState.MAINTENANCE] - self[SiteState.UNKNOWN] - self[SiteState.UNREACHABLE]
+        )
+        return _ratio(self.available, judged)
+
+    @property
+    def mttr(self) -> timedelta | None:
+        """Down time ÷ outages; None without outages."""
+        return self[SiteState.DOWN] / self.outages if self.outages else None
+
+    @property
+    def mtbf(self) -> timedelta | None:
+        """(up + degraded) ÷ outages; None without outages."""
+        return self.available / self.outages if self.outages else None
+
+    @property
+    def coverage(self) -> float | None:
+        """(period − unknown) ÷ period."""
+        return _ratio(self.period - self[SiteState.UNKNOWN], self.period)
+
+    @property
+    def polls_on_time(self) -> float | None:
+        """Share of polls that started on time; None without polls."""
+        return self.polls.on_time / self.polls.total if self.polls.total else None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotatedOutage:
+    """An annotation in force on a ledger interval that overlaps the period, for listing."""
+
+    site: str
+    interval: LedgerInterval
+    annotation: AnnotationInForce
+
+    @property
+    def counted_as(self) -> SiteState:
+        """The state the interval counts as after the annotation."""
+        return self.annotation.reclassified_as or self.interval.state
+
+    @property
+    def cause(self) -> str | None:
+        """The annotation's cause, else the ledger's."""
+        return self.annotation.cause or self.interval.cause
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRow:
+    """One site's line of the report."""
+
+    site: SiteInfo
+    figures: Figures
+    measured: bool
+    unreachable_causes: tuple[str, ...]
+    annotations: tuple[AnnotatedOutage, ...]
+
+    @property
+    def sla_met(self) -> bool | None:
+        """Own availability ≥ the SLA target; None when own availability is blank."""
+        own = self.figures.own_availability
+        return None if own is None else own >= self.site.sla_target
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A district's or the province's sums over its sites."""
+
+    code: str
+    name: str
+    sites: int
+    figures: Figures
+    sla_met: int
+    sla_judged: int
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityReport:
+    """The computed report: site rows grouped by district, district and province summaries."""
+
+    month: str
+    tz: str
+    start: datetime
+    end: datetime
+    month_to_date: bool
+    generated_at: datetime
+    rows: tuple[SiteRow, ...]
+    districts: tuple[Summary, ...]
+    province: Summary
+    annotations: tuple[AnnotatedOutage, ...] = field(default=())
+
+    @property
+    def year_month(self) -> tuple[int, int]:
+        """(year, month) of the report."""
+        return parse_month(self.month)
+
+
+def _ratio(part: timedelta, whole: timedelta) -> float | None:
+    return part / whole if whole > _ZERO else None
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+class epoch_seconds(FunctionElement[float]):
+    """Seconds since 1970 of a timestamp column, on SQLite and PostgreSQL alike."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+def load_month(
+    engine: Engine,
+    month: str,
+    tz: str = DEFAULT_TZ,
+    *,
+    site: str | None = None,
+    district: str | None = None,
+) -> MonthData:
+    """Read the sites, ledger intervals, annotations in force, monitoring gaps and poll counts of
+    one local month (optionally of one site or one district)."""
+    start, end = month_bounds(month, tz)
+    s = Site.__table__.c
+    site_query = select(s.code, s.name, s.kind, s.district, s.parent, s.sla_target).order_by(s.code)
+    if site is not None:
+        site_query = site_query.where(s.code == site)
+    if district is not None:
+        site_query = site_query.where(s.district == district)
+    with engine.connect() as conn:
+        sites = tuple(SiteInfo(**row) for row in conn.execute(site_query).mappings())
+        codes = [x.code for x in sites]
+        intervals = _load_intervals(conn, codes, start, end) if codes else ()
+        annotations = _load_annotations(conn, codes, start, end) if codes else {}
+        polls = _load_polls(conn, codes, start, end) if codes else {}
+    gaps = tuple(monitoring_gaps(engine, start, end))
+    return MonthData(month, tz, sites, intervals, annotations, gaps, polls)
+
+
+def _overlapping(start: datetime, end: datetime) -> Any:
+    o = Outage.__table__.c
+    return and_(o.started_at < end, or_(o.ended_at.is_(None), o.ended_at > start))
+
+
+def _load_intervals(
+    conn: Any, codes: Sequence[str], start: datetime, end: datetime
+) -> tuple[LedgerInterval, ...]:
+    o = Outage.__table__.c
+    query = (
+        select(o.id, o.site, o.state, o.cause, o.started_at, o.ended_at)
+        .where(_overlapping(start, end), o.site.in_(codes))
+        .order_by(o.site, o.started_at, o.id)
+    )
+    return tuple(
+        LedgerInterval(row.id, row.site, SiteState(row.state), row.cause, row.started_at, row.ended_at)
+        for row in conn.execute(query)
+    )
+
+
+def _load_annotations(
+    conn: Any, codes: Sequence[str], start: datetime, end: datetime
+) -> dict[int, AnnotationInForce]:
+    o, a = Outage.__table__.c, OutageAnnotation.__table__.c
+    query = (
+        select(a.id, a.outage_id, a.cause, a.ticket, a.reclassified_as, a.author, a.created_at)
+        .select_from(OutageAnnotation.__table__.join(Outage.__table__, o.id == a.outage_id))
+        .where(_overlapping(start, end), o.site.in_(codes))
+        .order_by(a.outage_id, a.created_at, a.id)
+    )
+    found: dict[int, AnnotationInForce] = {}
+    for row in conn.execute(query):
+        state = SiteState(row.reclassified_as) if row.reclassified_as else None
+        found[row.outage_id] = AnnotationInForce(
+            row.id, row.outage_id, row.cause, row.ticket, state, row.author, row.created_at
+        )
+    return found
+
+
+def _load_polls(conn: Any, codes: Sequence[str], start: datetime, end: datetime) -> dict[str, PollCounts]:
+    p, d = Poll.__table__.c, Device.__table__.c
+    in_month = and_(p.scheduled_at >= start, p.scheduled_at < end)
+    scheduled = epoch_seconds(p.scheduled_at)
+    gaps = (
+        select(
+            p.target,
+            p.kind,
+            (
+                scheduled - func.lag(scheduled).over(partition_by=(p.target, p.kind), order_by=p.scheduled_at)
+            ).label("gap"),
+        )
+        .where(in_month)
+        .subquery()
+    )
+    intervals = (
+        select(gaps.c.target, gaps.c.kind, func.min(gaps.c.gap).label("interval"))
+        .where(gaps.c.gap > 0)
+        .group_by(gaps.c.target, gaps.c.kind)
+        .subquery()
+    )
+    interval = func.coalesce(intervals.c.interval, literal(DEFAULT_POLL_INTERVAL.total_seconds()))
+    late = epoch_seconds(p.started_at) - scheduled
+    on_time = func.sum(case((late <= interval / 10.0, 1), else_=0))
+    query = (
+        select(d.site, func.count().label("total"), on_time.label("on_time"))
+        .select_from(
+            Poll.__table__.join(Device.__table__, d.name == p.target).outerjoin(
+                intervals, and_(intervals.c.target == p.target, intervals.c.kind == p.kind)
+            )
+        )
+        .where(in_month, d.site.in_(codes))
+        .group_by(d.site)
+    )
+    return {row.site: PollCounts(int(row.total), int(row.on_time or 0)) for row in conn.execute(query)}
+
+
+# --- computing -------------------------------------------------------------------------------
+
+Span = tuple[datetime, datetime, SiteState]
+
+
+def _clip(begin: datetime, finish: datetime | None, start: datetime, end: datetime) -> Interval | None:
+    lo, hi = max(begin, start), min(finish or end, end)
+    return (lo, hi) if lo < hi else None
+
+
+def _timeline(spans: Iterable[Span], start: datetime, end: datetime) -> list[Span]:
+    """[start, end) cut into pieces, each in the state that prevails there (UP where none applies)."""
+    rank = {state: i for i, state in enumerate(PRECEDENCE)}
+    events: dict[datetime, list[int]] = defaultdict(lambda: [0] * len(PRECEDENCE))
+    for begin, finish, state in spans:
+        events[begin][rank[state]] += 1
+        events[finish][rank[state]] -= 1
+    # The period's ends are cut points even where no interval begins or ends there.
+    events.setdefault(start, [0] * len(PRECEDENCE))
+    events.setdefault(end, [0] * len(PRECEDENCE))
+    active = [0] * len(PRECEDENCE)
+    pieces: list[Span] = []
+    points = sorted(events)
+    for here, there in itertools.pairwise(points):
+        active = [a + b for a, b in zip(active, events[here], strict=True)]
+        state = next((PRECEDENCE[i] for i, n in enumerate(active) if n > 0), SiteState.UP)
+        if pieces and pieces[-1][2] is state and pieces[-1][1] == here:
+            pieces[-1] = (pieces[-1][0], there, state)
+        else:
+            pieces.append((here, there, state))
+    return pieces
+
+
+def _overlap_with(pieces: list[Span], starts: list[datetime], span: Interval, state: SiteState) -> timedelta:
+    total = _ZERO
+    i = max(bisect.bisect_right(starts, span[0]) - 1, 0)
+    while i < len(pieces) and pieces[i][0] < span[1]:
+        lo, hi, piece_state = pieces[i]
+        if piece_state is state:
+            total += max(_ZERO, min(hi, span[1]) - max(lo, span[0]))
+        i += 1
+    return total
+
+
+def _site_row(
+    site: SiteInfo,
+    intervals: Sequence[LedgerInterval],
+    data: MonthData,
+    gaps: Sequence[Interval],
+    start: datetime,
+    end: datetime,
+    polls_recorded: bool,
+) -> SiteRow:
+    polls = data.polls.get(site.code, PollCounts())
+    measured = bool(intervals) or polls.total > 0 or not polls_recorded
+    spans: list[Span] = [(lo, hi, SiteState.UNKNOWN) for lo, hi in gaps]
+    if not measured:
+        spans.append((start, end, SiteState.UNKNOWN))
+    downs: list[Interval] = []
+    annotated: list[AnnotatedOutage] = []
+    causes: set[str] = set()
+    for interval in intervals:
+        clipped = _clip(interval.started_at, interval.ended_at, start, end)
+        if clipped is None:
+            continue
+        note = data.annotations.get(interval.id)
+        state = (note.reclassified_as if note else None) or interval.state
+        spans.append((*clipped, state))
+        if state is SiteState.DOWN:
+            downs.append(clipped)
+        if note is not None:
+            annotated.append(AnnotatedOutage(site.code, interval, note))
+        # The ledger's cause of an unreachable interval is the ancestor to blame; an operator's
+        # cause is prose and is listed with the annotations instead.
+        if state is SiteState.UNREACHABLE and interval.cause:
+            causes.add(interval.cause)
+    pieces = _timeline(spans, start, end)
+    starts = [p[0] for p in pieces]
+    seconds: dict[SiteState, timedelta] = {state: _ZERO for state in PRECEDENCE}
+    for lo, hi, state in pieces:
+        seconds[state] += hi - lo
+    lengths = [_overlap_with(pieces, starts, span, SiteState.DOWN) for span in downs]
+    lengths = [length for length in lengths if length > _ZERO]
+    figures = Figures(end - start, seconds, len(lengths), max(lengths, default=None), polls)
+    return SiteRow(site, figures, measured, tuple(sorted(causes)), tuple(annotated))
+
+
+def _summary(code: str, name: str, rows: Sequence[SiteRow], period: timedelta) -> Summary:
+    seconds: dict[SiteState, timedelta] = {state: _ZERO for state in PRECEDENCE}
+    for row in rows:
+        for state in PRECEDENCE:
+            seconds[state] += row.figures[state]
+    longest = [r.figures.longest_outage for r in rows if r.figures.longest_outage is not None]
+    polls = PollCounts(sum(r.figures.polls.total for r in rows), sum(r.figures.polls.on_time for r in rows))
+    figures = Figures(
+        period * len(rows), seconds, sum(r.figures.outages for r in rows), max(longest, default=None), polls
+    )
+    verdicts = [r.sla_met for r in rows if r.sla_met is not None]
+    return Summary(code, name, len(rows), figures, sum(verdicts), len(verdicts))
+
+
+def compute(data: MonthData, now: datetime) -> AvailabilityReport:
+    """The report for ``data``'s month as of ``now`` (month to date while the month is current).
+
+    Raises ValueError for a month that has not begun at ``now``.
+    """
+    start, month_end = month_bounds(data.month, data.tz)
+    now = now.astimezone(UTC)
+    if now <= start:
+        raise ValueError(f"month {data.month} has not begun yet in {data.tz}")
+    end = min(month_end, now)
+    gaps = [clipped for lo, hi in data.gaps if (clipped := _clip(lo, hi, start, end)) is not None]
+    by_site: dict[str, list[LedgerInterval]] = defaultdict(list)
+    for interval in data.intervals:
+        by_site[interval.site].append(interval)
+    polls_recorded = any(c.total for c in data.polls.values())
+    names = {s.code: s.name for s in data.sites}
+    ordered = sorted(data.sites, key=lambda s: (s.district, s.code != s.district, s.code))
+    rows = tuple(
+        _site_row(s, by_site.get(s.code, []), data, gaps, start, end, polls_recorded) for s in ordered
+    )
+    per_district: dict[str, list[SiteRow]] = defaultdict(list)
+    for row in rows:
+        per_district[row.site.district].append(row)
+    districts = tuple(
+        _summary(code, names.get(code, code), members, end - start) for code, members in per_district.items()
+    )
+    province = _summary("", "", rows, end - start)
+    notes = tuple(
+        sorted((n for r in rows for n in r.annotations), key=lambda n: (n.interval.started_at, n.interval.id))
+    )
+    return AvailabilityReport(
+        data.month, data.tz, start, end, end < month_end, now, rows, districts, province, notes
+    )

@@ -1,0 +1,305 @@
+"""The monthly bandwidth report: per link, average, peak and 95th percentile in and out.
+
+Figures come from the interface rollups, never from raw samples:
+- 5-minute rollups (the normal case): average = mean of the month's 5-minute averages; peak = the
+  largest 5-minute average (not the largest single poll); 95th percentile = nearest-rank 95th
+  percentile of the 5-minute averages (the carriers' "95th percentile billing"); hours above the
+  threshold (80 % of the contracted rate, in or out) = 5-minute buckets above it × 5 min.
+- hourly rollups, for months that start before the 5-minute rollups' retention: average = mean of
+  hourly averages; peak = the largest 5-minute average (each hour keeps it, see
+  ``netwatch.storage.rollups``); 95th percentile = of the hourly averages; hours above = hours whose
+  average is above the threshold. The report says so (``fallback``): these are approximations.
+Utilisation is average ÷ contracted and p95 ÷ contracted. Month boundaries are local (``tz``).
+Everything is computed in Python from the same fetched values, so SQLite and PostgreSQL give the
+same report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from operator import is_not
+from typing import Literal
+
+from sqlalchemy import Engine, bindparam, func, select, tuple_
+
+from netwatch.config.inventory import Inventory
+from netwatch.config.retention import RetentionPolicy
+from netwatch.reports.availability import month_bounds
+from netwatch.storage.models import Device, Interface, InterfaceRollup, Site
+from netwatch.storage.rollups import FIVE_MINUTES, HOUR, nearest_rank
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "BandwidthReport",
+    "Direction",
+    "LinkBandwidth",
+    "LinkRef",
+    "Resolution",
+    "bandwidth_report",
+    "links_from_database",
+    "links_from_inventory",
+    "resolution_for",
+]
+
+Resolution = Literal["5m", "1h"]
+DEFAULT_THRESHOLD = 0.8
+"""Utilisation above which time is counted in "hours above"."""
+
+_FETCH_CHUNK = 400
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    """A site's link as the report names it: site, link name, device, interface and contract."""
+
+    site: str
+    site_name: str
+    district: str
+    device: str
+    interface: str
+    contracted_bps: float | None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Direction:
+    """One direction's figures for a month, in bits per second, and utilisation ratios."""
+
+    average_bps: float | None
+    peak_bps: float | None
+    p95_bps: float | None
+    average_utilisation: float | None
+    p95_utilisation: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBandwidth:
+    """One link's month: which interface, how many buckets had data, both directions."""
+
+    link: LinkRef
+    ifindex: int | None
+    buckets: int
+    inbound: Direction
+    outbound: Direction
+    hours_above: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthReport:
+    """The bandwidth report of one month."""
+
+    month: str
+    tz: str
+    start: datetime
+    end: datetime
+    resolution: Resolution
+    fallback: bool
+    """True when the month is older than the 5-minute rollups' retention: hourly figures are used."""
+    threshold: float
+    generated_at: datetime
+    links: tuple[LinkBandwidth, ...]
+
+    @property
+    def expected_buckets(self) -> int:
+        """Buckets the month holds at this resolution (for coverage)."""
+        step = FIVE_MINUTES if self.resolution == "5m" else HOUR
+        return int((self.end - self.start) / step)
+
+
+def links_from_inventory(inventory: Inventory) -> list[LinkRef]:
+    """Every link of every site that names its interface."""
+    return [
+        LinkRef(
+            site.code, site.name, site.district, link.device, link.interface, link.contracted_bps, link.name
+        )
+        for site in inventory.sites.values()
+        for link in site.links
+        if link.interface
+    ]
+
+
+def links_from_database(engine: Engine) -> list[LinkRef]:
+    """Links as the daemon mirrored them: interfaces with a contracted rate, with their site."""
+    i, d, s = Interface.__table__.c, Device.__table__.c, Site.__table__.c
+    query = (
+        select(i.device, i.ifname, i.contracted_bps, d.site, s.name, s.district)
+        .join_from(Interface.__table__, Device.__table__, d.name == i.device)
+        .join(Site.__table__, s.code == d.site)
+        .where(i.contracted_bps.is_not(None))
+    )
+    with engine.connect() as conn:
+        return [
+            LinkRef(site, site_name, district, device, ifname, contracted)
+            for device, ifname, contracted, site, site_name, district in conn.execute(query)
+        ]
+
+
+def resolution_for(start: datetime, now: datetime, policy: RetentionPolicy) -> Resolution:
+    """5m when the month's 5-minute rollups are all still kept, else 1h (the fallback)."""
+    return "5m" if start >= now - timedelta(days=policy.five_minute_days) else "1h"
+
+
+def _ifindexes(engine: Engine, links: Sequence[LinkRef]) -> dict[tuple[str, str], int]:
+    i = Interface.__table__.c
+    devices = sorted({link.device for link in links})
+    found: dict[tuple[str, str], int] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(devices), _FETCH_CHUNK):
+            chunk = devices[start : start + _FETCH_CHUNK]
+            for device, ifname, ifindex in conn.execute(
+                select(i.device, i.ifname, i.ifindex).where(i.device.in_(chunk)).order_by(i.ifindex)
+            ):
+                found.setdefault((device, ifname), ifindex)
+    return found
+
+
+_Values = dict[tuple[str, int], list[tuple[float | None, float | None]]]
+
+
+def _fetch(
+    engine: Engine, keys: Sequence[tuple[str, int]], resolution: Resolution, start: datetime, end: datetime
+) -> _Values:
+    """Each link's bucket averages, one primary-key range per link (contiguous on disk)."""
+    r = InterfaceRollup.__table__.c
+    query = select(r.in_bps_avg, r.out_bps_avg).where(
+        r.device == bindparam("device"),
+        r.ifindex == bindparam("ifindex"),
+        r.resolution == resolution,
+        r.bucket_start >= start,
+        r.bucket_start < end,
+    )
+    values: _Values = {}
+    with engine.connect() as conn:
+        for device, ifindex in keys:
+            rows = conn.execute(query, {"device": device, "ifindex": ifindex}).all()
+            values[(device, ifindex)] = list(rows)
+    return values
+
+
+def _peaks(
+    engine: Engine, keys: Sequence[tuple[str, int]], start: datetime, end: datetime
+) -> dict[tuple[str, int], tuple[float | None, float | None]]:
+    """Hourly fallback: the peak 5-minute average, kept by each hourly row as its p95."""
+    r = InterfaceRollup.__table__.c
+    peaks: dict[tuple[str, int], tuple[float | None, float | None]] = {}
+    with engine.connect() as conn:
+        for first in range(0, len(keys), _FETCH_CHUNK):
+            query = (
+                select(r.device, r.ifindex, func.max(r.in_bps_p95), func.max(r.out_bps_p95))
+                .where(
+                    tuple_(r.device, r.ifindex).in_(keys[first : first + _FETCH_CHUNK]),
+                    r.resolution == "1h",
+                    r.bucket_start >= start,
+                    r.bucket_start < end,
+                )
+                .group_by(r.device, r.ifindex)
+            )
+            for device, ifindex, in_peak, out_peak in conn.execute(query):
+                peaks[(device, ifindex)] = (in_peak, out_peak)
+    return peaks
+
+
+def _ratio(value: float | None, contracted: float | None) -> float | None:
+    return None if value is None or not contracted else value / contracted
+
+
+def _direction(values: Sequence[float], peak: float | None, contracted: float | None) -> Direction:
+    if not values:
+        return Direction(None, None, None, None, None)
+    average = math.fsum(values) / len(values)
+    p95 = nearest_rank(values)
+    return Direction(average, peak, p95, _ratio(average, contracted), _ratio(p95, contracted))
+
+
+def _rates(buckets: Sequence[tuple[float | None, float | None]]) -> tuple[list[float], list[float]]:
+    """The in and out averages of the buckets, NULLs (no honest rate) left out."""
+    if not buckets:
+        return [], []
+    ins, outs = zip(*buckets, strict=True)
+    not_null = partial(is_not, None)
+    return list(filter(not_null, ins)), list(filter(not_null, outs))
+
+
+def _hours_above(
+    buckets: Sequence[tuple[float | None, float | None]],
+    contracted: float | None,
+    threshold: float,
+    step: timedelta,
+) -> float | None:
+    """Time in buckets where either direction was above ``threshold`` × contracted, in hours."""
+    if not contracted or not buckets:
+        return None
+    limit = threshold * contracted
+    # max() of a NULL and a rate would fail: NULL counts as no traffic here.
+    over = sum(1 for i, o in buckets if max(i or 0.0, o or 0.0) > limit)
+    return over * step / HOUR
+
+
+def _keep(link: LinkRef, site: str | None, district: str | None) -> bool:
+    return (site is None or link.site == site) and (district is None or link.district == district)
+
+
+def bandwidth_report(
+    engine: Engine,
+    month: str,
+    *,
+    tz: str = "Asia/Ho_Chi_Minh",
+    links: Iterable[LinkRef] | None = None,
+    site: str | None = None,
+    district: str | None = None,
+    policy: RetentionPolicy | None = None,
+    now: datetime | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> BandwidthReport:
+    """The bandwidth report of ``month`` (``YYYY-MM``, local to ``tz``) for ``links`` (default: the
+    links mirrored in the database), optionally one site's or one district's."""
+    now = now or datetime.now(UTC)
+    start, end = month_bounds(month, tz)
+    chosen = [
+        link
+        for link in (links_from_database(engine) if links is None else links)
+        if _keep(link, site, district)
+    ]
+    chosen.sort(key=lambda link: (link.district, link.site, link.name or "", link.device, link.interface))
+    resolution = resolution_for(start, now, policy or RetentionPolicy())
+    step = FIVE_MINUTES if resolution == "5m" else HOUR
+    indexes = _ifindexes(engine, chosen)
+    keys = sorted(
+        {(k.device, indexes[(k.device, k.interface)]) for k in chosen if (k.device, k.interface) in indexes}
+    )
+    values = _fetch(engine, keys, resolution, start, end)
+    peaks = _peaks(engine, keys, start, end) if resolution == "1h" else {}
+    rows = []
+    for link in chosen:
+        ifindex = indexes.get((link.device, link.interface))
+        buckets = values.get((link.device, ifindex), []) if ifindex is not None else []
+        ins, outs = _rates(buckets)
+        if resolution == "5m":
+            in_peak, out_peak = max(ins, default=None), max(outs, default=None)
+        else:
+            in_peak, out_peak = peaks.get((link.device, ifindex or -1), (None, None))
+        rows.append(
+            LinkBandwidth(
+                link=link,
+                ifindex=ifindex,
+                buckets=len(buckets),
+                inbound=_direction(ins, in_peak, link.contracted_bps),
+                outbound=_direction(outs, out_peak, link.contracted_bps),
+                hours_above=_hours_above(buckets, link.contracted_bps, threshold, step),
+            )
+        )
+    return BandwidthReport(
+        month=month,
+        tz=tz,
+        start=start,
+        end=end,
+        resolution=resolution,
+        fallback=resolution == "1h",
+        threshold=threshold,
+        generated_at=now,
+        links=tuple(rows),
+    )

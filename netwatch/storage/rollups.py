@@ -1,0 +1,440 @@
+"""Rollups: raw samples → 5-minute buckets → hourly buckets, incremental, idempotent, resumable.
+
+Each rollup (``interface_5m``, ``interface_1h``, ``icmp_5m``, ``icmp_1h``) keeps a cursor in
+``rollup_progress``: every bucket starting before ``done_until`` is complete. A run advances each
+cursor batch by batch; a batch deletes the rollup rows of its time range, writes them afresh and moves
+the cursor, all in one transaction, so an interrupted run leaves either the whole batch or none of it
+and recomputing a bucket always gives the same row. A 5-minute bucket is rolled up once its end is a
+grace period in the past (late rows from the batched writer); an hourly one once the 5-minute cursor
+has passed its end.
+
+What a bucket holds:
+- interfaces, 5 minutes: ``samples`` polls; ``*_bps_avg`` the mean of the polls' rates and ``*_bps_max``
+  the largest (NULL rates, where no honest rate existed, are left out); ``*_octets`` the traffic that
+  average rate carries over the bucket (``avg × 300 / 8``); ``*_bps_p95`` is NULL.
+- interfaces, hourly (from the 5-minute rows): ``samples`` summed; ``*_bps_avg`` the mean of the
+  5-minute averages; ``*_bps_max`` the largest poll; ``*_octets`` summed; ``*_bps_p95`` the
+  nearest-rank 95th percentile of the hour's 5-minute averages — with at most 12 of them the rank
+  ⌈0.95·n⌉ is n, so it is their maximum, which is what the hourly fallback of the bandwidth report
+  uses as the peak.
+- ICMP: rounds, probes sent and answered summed, RTT min of mins and max of maxes, RTT average
+  weighted by answered probes (so the hourly average equals the average over all answered probes).
+
+The aggregation runs in SQL (GROUP BY an integer epoch bucket, one small dialect helper); Python only
+turns bucket numbers into timestamps and writes the rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    Table,
+    case,
+    cast,
+    delete,
+    func,
+    true,
+)
+from sqlalchemy import select as sa_select
+from sqlalchemy.sql.expression import literal_column
+
+from netwatch.storage.dml import statement_for, table_named
+from netwatch.storage.models import IcmpRollup, IcmpSample, InterfaceRollup, InterfaceSample, RollupProgress
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_GRACE",
+    "FIVE_MINUTES",
+    "HOUR",
+    "ROLLUP_NAMES",
+    "RollupResult",
+    "ceil_to",
+    "floor_to",
+    "nearest_rank",
+    "progress",
+    "rebuild",
+    "roll_up",
+]
+
+log = logging.getLogger(__name__)
+
+FIVE_MINUTES = timedelta(minutes=5)
+HOUR = timedelta(hours=1)
+DEFAULT_BATCH = timedelta(hours=6)
+"""Time range written per transaction (a whole number of hours)."""
+DEFAULT_GRACE = timedelta(minutes=3)
+"""How long after a 5-minute bucket ends it is rolled up: 2 × the longest usual poll interval (60 s),
+plus the writer's flush delay."""
+ROLLUP_NAMES = ("interface_5m", "interface_1h", "icmp_5m", "icmp_1h")
+"""The rollups, in the order a run advances them (each hourly one after its 5-minute source)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RES = {FIVE_MINUTES: "5m", HOUR: "1h"}
+
+_Compute = Callable[[Connection, datetime, datetime], list[dict[str, Any]]]
+
+
+@dataclass
+class RollupResult:
+    """What one run did: rows written and batches committed per rollup, and where each cursor stands."""
+
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROLLUP_NAMES, 0))
+    batches: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROLLUP_NAMES, 0))
+    done_until: dict[str, datetime | None] = field(default_factory=dict)
+
+
+# -- time helpers ---------------------------------------------------------------------------
+
+
+def floor_to(when: datetime, step: timedelta) -> datetime:
+    """The start of the ``step``-long UTC bucket holding ``when`` (aware)."""
+    seconds = int(step.total_seconds())
+    epoch = math.floor((when - _EPOCH).total_seconds())
+    return _EPOCH + timedelta(seconds=epoch - epoch % seconds)
+
+
+def ceil_to(when: datetime, step: timedelta) -> datetime:
+    """The first bucket boundary at or after ``when``."""
+    start = floor_to(when, step)
+    return start if start == when else start + step
+
+
+def nearest_rank(values: Sequence[float], percentile: float = 95.0) -> float | None:
+    """The nearest-rank percentile: the smallest value with at least ``percentile`` % of the values
+    at or below it (rank ⌈p/100 · n⌉ of the sorted values); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    # Integer arithmetic for the rank, so 95 % of 20 is exactly 19 and not 19.000000000000004.
+    rank = -(-round(percentile * 1000) * len(ordered) // 100_000)
+    return ordered[max(rank, 1) - 1]
+
+
+def _bucket(conn: Connection, column: Any, step: timedelta) -> ColumnElement[int]:
+    """SQL for the bucket of ``column`` as whole seconds since the epoch, on SQLite or PostgreSQL."""
+    seconds: ColumnElement[int] = literal_column(str(int(step.total_seconds())), Integer)
+    epoch: ColumnElement[int]
+    if conn.dialect.name == "sqlite":
+        epoch = cast(func.strftime("%s", column), Integer)
+    else:
+        epoch = cast(func.floor(func.extract("epoch", column)), BigInteger)
+    return (epoch // seconds) * seconds
+
+
+def _at(epoch: int) -> datetime:
+    return _EPOCH + timedelta(seconds=int(epoch))
+
+
+# -- the four computations ------------------------------------------------------------------
+
+
+def _interface_5m(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    s = InterfaceSample.__table__.c
+    bucket = _bucket(conn, s.scheduled_at, FIVE_MINUTES).label("bucket")
+    query = (
+        sa_select(
+            s.device,
+            s.ifindex,
+            bucket,
+            func.count(),
+            func.avg(s.in_bps),
+            func.avg(s.out_bps),
+            func.max(s.in_bps),
+            func.max(s.out_bps),
+        )
+        .where(s.scheduled_at >= lo, s.scheduled_at < hi)
+        .group_by(s.device, s.ifindex, bucket)
+    )
+    per_second = FIVE_MINUTES.total_seconds() / 8
+    return [
+        {
+            "device": device,
+            "ifindex": ifindex,
+            "resolution": "5m",
+            "bucket_start": _at(b),
+            "samples": n,
+            "in_bps_avg": in_avg,
+            "out_bps_avg": out_avg,
+            "in_bps_max": in_max,
+            "out_bps_max": out_max,
+            "in_bps_p95": None,
+            "out_bps_p95": None,
+            "in_octets": None if in_avg is None else in_avg * per_second,
+            "out_octets": None if out_avg is None else out_avg * per_second,
+        }
+        for device, ifindex, b, n, in_avg, out_avg, in_max, out_max in conn.execute(query)
+    ]
+
+
+def _interface_1h(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    r = InterfaceRollup.__table__.c
+    bucket = _bucket(conn, r.bucket_start, HOUR).label("bucket")
+    query = (
+        sa_select(
+            r.device,
+            r.ifindex,
+            bucket,
+            func.sum(r.samples),
+            func.avg(r.in_bps_avg),
+            func.avg(r.out_bps_avg),
+            func.max(r.in_bps_max),
+            func.max(r.out_bps_max),
+            # Nearest-rank p95 of at most 12 five-minute averages is their maximum (see the module doc).
+            func.max(r.in_bps_avg),
+            func.max(r.out_bps_avg),
+            func.sum(r.in_octets),
+            func.sum(r.out_octets),
+        )
+        .where(r.resolution == "5m", r.bucket_start >= lo, r.bucket_start < hi)
+        .group_by(r.device, r.ifindex, bucket)
+    )
+    names = (
+        "device",
+        "ifindex",
+        "bucket_start",
+        "samples",
+        "in_bps_avg",
+        "out_bps_avg",
+        "in_bps_max",
+        "out_bps_max",
+        "in_bps_p95",
+        "out_bps_p95",
+        "in_octets",
+        "out_octets",
+    )
+    rows = []
+    for values in conn.execute(query):
+        row = dict(zip(names, values, strict=True))
+        row["bucket_start"] = _at(row["bucket_start"])
+        row["resolution"] = "1h"
+        rows.append(row)
+    return rows
+
+
+def _icmp(conn: Connection, lo: datetime, hi: datetime, step: timedelta) -> list[dict[str, Any]]:
+    rounds: ColumnElement[Any]
+    where: ColumnElement[bool]
+    if step == FIVE_MINUTES:
+        s = IcmpSample.__table__.c
+        time_column, rounds, where = s.scheduled_at, func.count(), true()
+        rtt_min, rtt_max = s.rtt_min_seconds, s.rtt_max_seconds
+    else:
+        s = IcmpRollup.__table__.c
+        time_column, rounds, where = s.bucket_start, func.sum(s.rounds), s.resolution == "5m"
+        rtt_min, rtt_max = s.rtt_min_seconds, s.rtt_max_seconds
+    bucket = _bucket(conn, time_column, step).label("bucket")
+    answered = case((s.rtt_avg_seconds.is_not(None), s.received))
+    query = (
+        sa_select(
+            s.target,
+            bucket,
+            rounds,
+            func.sum(s.sent),
+            func.sum(s.received),
+            func.min(rtt_min),
+            func.max(rtt_max),
+            func.sum(s.rtt_avg_seconds * answered),
+            func.sum(answered),
+        )
+        .where(where, time_column >= lo, time_column < hi)
+        .group_by(s.target, bucket)
+    )
+    return [
+        {
+            "target": target,
+            "resolution": _RES[step],
+            "bucket_start": _at(b),
+            "rounds": int(n),
+            "sent": int(sent or 0),
+            "received": int(received or 0),
+            "rtt_min_seconds": low,
+            "rtt_avg_seconds": weighted / weight if weight else None,
+            "rtt_max_seconds": high,
+        }
+        for target, b, n, sent, received, low, high, weighted, weight in conn.execute(query)
+    ]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    table: Any
+    step: timedelta
+    compute: _Compute
+    source_time: Any
+    source_filter: Any = None
+    source: str | None = None
+    """The rollup this one is computed from (its cursor bounds this one), None for raw samples."""
+
+
+def _specs() -> dict[str, _Spec]:
+    ir, cr = InterfaceRollup.__table__, IcmpRollup.__table__
+    return {
+        "interface_5m": _Spec(
+            "interface_5m", ir, FIVE_MINUTES, _interface_5m, InterfaceSample.__table__.c.scheduled_at
+        ),
+        "interface_1h": _Spec(
+            "interface_1h",
+            ir,
+            HOUR,
+            _interface_1h,
+            ir.c.bucket_start,
+            ir.c.resolution == "5m",
+            "interface_5m",
+        ),
+        "icmp_5m": _Spec(
+            "icmp_5m",
+            cr,
+            FIVE_MINUTES,
+            lambda c, lo, hi: _icmp(c, lo, hi, FIVE_MINUTES),
+            IcmpSample.__table__.c.scheduled_at,
+        ),
+        "icmp_1h": _Spec(
+            "icmp_1h",
+            cr,
+            HOUR,
+            lambda c, lo, hi: _icmp(c, lo, hi, HOUR),
+            cr.c.bucket_start,
+            cr.c.resolution == "5m",
+            "icmp_5m",
+        ),
+    }
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def _replace(conn: Connection, spec: _Spec, lo: datetime, hi: datetime) -> int:
+    """Recompute ``spec``'s buckets in [lo, hi) in the caller's transaction; returns rows written."""
+    rows = spec.compute(conn, lo, hi)
+    table: Table = spec.table
+    conn.execute(
+        delete(table).where(
+            table.c.resolution == _RES[spec.step], table.c.bucket_start >= lo, table.c.bucket_start < hi
+        )
+    )
+    if rows:
+        stmt = statement_for(conn.dialect, table, rows[0].keys())
+        for start in range(0, len(rows), 5000):
+            conn.execute(stmt, rows[start : start + 5000])
+    return len(rows)
+
+
+def _write_progress(conn: Connection, name: str, done_until: datetime) -> None:
+    table = table_named("rollup_progress")
+    row = {"name": name, "done_until": done_until, "updated_at": datetime.now(UTC)}
+    conn.execute(statement_for(conn.dialect, table, row.keys()), [row])
+
+
+def progress(engine: Engine) -> dict[str, datetime]:
+    """Every rollup's cursor: buckets starting before it are complete."""
+    table = RollupProgress.__table__
+    with engine.connect() as conn:
+        return {name: done for name, done in conn.execute(sa_select(table.c.name, table.c.done_until))}
+
+
+def _earliest(engine: Engine, spec: _Spec) -> datetime | None:
+    query = sa_select(func.min(spec.source_time))
+    if spec.source_filter is not None:
+        query = query.where(spec.source_filter)
+    with engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite's min() over a datetime column comes back as text
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return floor_to(value, spec.step)
+
+
+def _ranges(lo: datetime, hi: datetime, batch: timedelta) -> list[tuple[datetime, datetime]]:
+    out = []
+    while lo < hi:
+        # Batch ends on the batch grid, so reruns and rebuilds cut the same ranges.
+        end = min(floor_to(lo, batch) + batch, hi)
+        out.append((lo, end))
+        lo = end
+    return out
+
+
+def roll_up(
+    engine: Engine,
+    *,
+    until: datetime,
+    batch: timedelta = DEFAULT_BATCH,
+    grace: timedelta = DEFAULT_GRACE,
+    max_batches: int | None = None,
+) -> RollupResult:
+    """Advance every rollup's cursor towards ``until`` − ``grace`` (only complete buckets), one
+    transaction per batch; stops after ``max_batches`` batches in all when given (a bounded run)."""
+    if until.tzinfo is None:
+        raise ValueError("until must be timezone-aware")
+    if batch < HOUR or batch % HOUR:
+        raise ValueError("batch must be a whole number of hours")
+    result = RollupResult()
+    cursors = progress(engine)
+    budget = max_batches
+    limit = until - grace
+    for name, spec in _specs().items():
+        end = floor_to(limit, spec.step)
+        if spec.source is not None:
+            end = min(end, floor_to(cursors.get(spec.source, _EPOCH), spec.step))
+        start = cursors.get(name) or _earliest(engine, spec)
+        if start is None or start >= end:
+            result.done_until[name] = cursors.get(name)
+            continue
+        for lo, hi in _ranges(start, end, batch):
+            if budget is not None and budget <= 0:
+                break
+            with engine.begin() as conn:
+                result.rows[name] += _replace(conn, spec, lo, hi)
+                _write_progress(conn, name, hi)
+            cursors[name] = hi
+            result.batches[name] += 1
+            if budget is not None:
+                budget -= 1
+        result.done_until[name] = cursors.get(name)
+    if any(result.batches.values()):
+        log.info(
+            "rollups: %s",
+            ", ".join(f"{n} {result.rows[n]} rows to {result.done_until[n]}" for n in ROLLUP_NAMES),
+        )
+    return result
+
+
+def rebuild(
+    engine: Engine, start: datetime, end: datetime, *, batch: timedelta = DEFAULT_BATCH
+) -> RollupResult:
+    """Recompute every rollup over [start, end) (widened to whole hours) from raw samples.
+
+    Each rollup's range starts no earlier than its oldest input still kept (raw samples for 5-minute
+    rollups, 5-minute rollups for hourly ones), so a rebuild never wipes rollups whose input retention
+    has already deleted. Cursors are not moved.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware")
+    lo_hour, hi_hour = floor_to(start, HOUR), ceil_to(end, HOUR)
+    result = RollupResult()
+    for name, spec in _specs().items():
+        oldest = _earliest(engine, spec)
+        if oldest is None:
+            continue
+        lo = max(lo_hour, oldest)
+        for a, b in _ranges(lo, hi_hour, batch):
+            with engine.begin() as conn:
+                result.rows[name] += _replace(conn, spec, a, b)
+            result.batches[name] += 1
+    result.done_until.update(progress(engine))
+    return result

@@ -1,0 +1,124 @@
+"""Retention: what goes and what stays, in small transactions, beside a writing BatchWriter."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, event, func, select
+
+from netwatch.config.retention import RetentionPolicy
+from netwatch.storage.dml import table_named
+from netwatch.storage.retention import apply_retention
+from netwatch.storage.rollups import progress, roll_up
+from netwatch.storage.writer import BatchWriter
+from tests.netwatch.storage.history import icmp_row, insert_rows, interface_row
+from tests.netwatch.storage.rows import count
+
+NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
+
+
+def _times(
+    engine: Engine, table: str, column: str = "scheduled_at"
+) -> tuple[datetime | None, datetime | None]:
+    t = table_named(table)
+    with engine.connect() as conn:
+        low, high = conn.execute(select(func.min(t.c[column]), func.max(t.c[column]))).one()
+    return low, high
+
+
+def _history(engine: Engine, start: datetime, end: datetime, step: timedelta) -> int:
+    rows, icmp, at = [], [], start
+    while at < end:
+        rows.append(interface_row("r1", 1, at, 1e6, 2e6))
+        icmp.append(icmp_row("r1", at, 3, 0.01))
+        at += step
+    insert_rows(engine, "interface_samples", rows)
+    insert_rows(engine, "icmp_samples", icmp)
+    return len(rows)
+
+
+def test_raw_samples_go_after_raw_days_in_small_transactions(migrated: Engine) -> None:
+    _history(migrated, NOW - timedelta(days=10), NOW, timedelta(minutes=5))
+    roll_up(migrated, until=NOW)
+    deletes: list[int] = []
+
+    def on_execute(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(cursor.rowcount)
+
+    event.listen(migrated, "after_cursor_execute", on_execute)
+    try:
+        deleted = apply_retention(migrated, RetentionPolicy(batch_rows=100), NOW)
+    finally:
+        event.remove(migrated, "after_cursor_execute", on_execute)
+
+    assert deleted["interface_samples"] == deleted["icmp_samples"] == 2 * 288  # days 10 and 9 back
+    assert _times(migrated, "interface_samples")[0] == NOW - timedelta(days=8)
+    assert _times(migrated, "icmp_samples")[0] == NOW - timedelta(days=8)
+    assert max(deletes) == 100 and len(deletes) == 2 * 6  # 576 rows a table, 100 per transaction
+    assert deleted["interface_rollups_5m"] == deleted["interface_rollups_1h"] == 0
+    assert _times(migrated, "interface_rollups", "bucket_start")[0] == NOW - timedelta(days=10)
+
+
+def test_raw_samples_newer_than_the_rollup_cursor_are_kept(migrated: Engine) -> None:
+    _history(migrated, NOW - timedelta(days=10), NOW, timedelta(minutes=30))
+    policy = RetentionPolicy()
+
+    assert apply_retention(migrated, policy, NOW)["interface_samples"] == 0  # never rolled up yet
+
+    # The rollups stopped 9 days ago (daemon down): raw samples after that are still needed.
+    roll_up(migrated, until=NOW - timedelta(days=9, minutes=-3))
+    assert progress(migrated)["interface_5m"] == NOW - timedelta(days=9)
+    deleted = apply_retention(migrated, policy, NOW)
+
+    assert deleted["interface_samples"] == 48
+    assert _times(migrated, "interface_samples")[0] == NOW - timedelta(days=9)
+    roll_up(migrated, until=NOW)
+    assert count(migrated, "interface_rollups") > 0
+
+
+def test_rollups_go_by_their_own_retention_and_hourly_stays_by_default(migrated: Engine) -> None:
+    start = NOW - timedelta(days=403)
+    _history(migrated, start, start + timedelta(days=5), timedelta(hours=2))
+    roll_up(migrated, until=start + timedelta(days=6))
+    hourly_before = count(migrated, "interface_rollups") - 60  # 60 five-minute rows
+
+    deleted = apply_retention(migrated, RetentionPolicy(), NOW)
+
+    assert deleted["interface_rollups_5m"] == 36  # the first 3 of the 5 days
+    assert deleted["icmp_rollups_5m"] == 36
+    assert deleted["interface_rollups_1h"] == 0
+    assert _times(migrated, "interface_rollups", "bucket_start")[0] == start  # hourly rows stay
+    assert count(migrated, "interface_rollups") == hourly_before + 24
+
+    deleted = apply_retention(migrated, RetentionPolicy(hourly_days=401), NOW)
+    assert deleted["interface_rollups_1h"] == 24  # two days of hours (2-hourly samples: 12 a day)
+
+
+def test_retention_beside_a_batch_writer_loses_no_row(sqlite_db: tuple[str, Engine]) -> None:
+    _, engine = sqlite_db
+    _history(engine, NOW - timedelta(days=12), NOW - timedelta(days=7), timedelta(seconds=60))
+    roll_up(engine, until=NOW - timedelta(days=7))
+    writer = BatchWriter(engine, batch_size=200, flush_interval=0.05)
+    writer.start()
+    new_rows = 3000
+
+    def write() -> None:
+        for n in range(new_rows):
+            writer.put("interface_samples", interface_row("r2", 7, NOW + timedelta(seconds=n), 1.0, 1.0))
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    deleted = apply_retention(engine, RetentionPolicy(batch_rows=500), NOW)
+    thread.join(timeout=60)
+    assert writer.flush(timeout=60)
+    writer.stop()
+
+    assert deleted["interface_samples"] == 4 * 1440  # days 12 to 8 back
+    assert writer.dropped_total == 0
+    t = table_named("interface_samples")
+    with engine.connect() as conn:
+        written = conn.execute(select(func.count()).select_from(t).where(t.c.device == "r2")).scalar_one()
+    assert written == new_rows

@@ -102,7 +102,7 @@ class Daemon:
         self._pipeline = pipeline
         scheduler = self._scheduler = PollScheduler(self._run_job, on_misfire=self._count_misfire)
         host, port = parse_listen(self.options.listen)
-        self._web = WebServer(make_registry(self.state, writer), self._health, host, port, engine)
+        self._web = WebServer(make_registry(self.state, writer), self._health, host, port, engine, self.state)
         await self._web.start()
         self._install_signals()
         scheduler.sync(self._active_jobs(self.state.inventory))

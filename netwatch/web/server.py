@@ -20,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from netwatch import __version__
+from netwatch.state import LatestState
 
 HealthProbe = Callable[[], dict[str, object]]
 
@@ -53,12 +54,19 @@ class WebServer:
     host: str = "127.0.0.1"
     port: int = 9555
     engine: Engine | None = None
+    state: LatestState | None = None
+    """The live site states; with it ``/`` is the status page, without it a list of links."""
     _runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         """The aiohttp application (separate so tests can use aiohttp's test client)."""
         app = web.Application()
-        app.router.add_get("/", self._index)
+        if self.state is not None:
+            from netwatch.web.status import StatusPage
+
+            app.router.add_get("/", StatusPage(self.state, self.engine).handle)
+        else:
+            app.router.add_get("/", self._index)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         if self.engine is not None:

@@ -522,14 +522,7 @@ output_option = click.option(
 )
 
 
-@main.group()
-def report() -> None:
-    """Monthly reports (CSV, XLSX or HTML; Vietnamese or English)."""
-
-
-@report.command("availability")
-@month_option
-@click.option(
+format_option = click.option(
     "--format",
     "fmt",
     type=click.Choice(["csv", "xlsx", "html"]),
@@ -537,6 +530,30 @@ def report() -> None:
     show_default=True,
     help="Output.",
 )
+
+
+def _need_file_for_xlsx(fmt: str, output: Path | None) -> None:
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx writes a binary workbook: give -o FILE")
+
+
+def _emit(body: bytes, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(body)
+        click.echo(f"{output}: {len(body)} bytes", err=True)
+
+
+@main.group()
+def report() -> None:
+    """Monthly reports (CSV, XLSX or HTML; Vietnamese or English)."""
+
+
+@report.command("availability")
+@month_option
+@format_option
 @lang_option
 @report_tz_option
 @click.option("--site", help="Only this site (its code).")
@@ -560,8 +577,7 @@ def report_availability(
     from netwatch.reports.availability import compute, load_month, month_bounds
     from netwatch.reports.render import render_availability
 
-    if fmt == "xlsx" and output is None:
-        raise click.UsageError("--format xlsx writes a binary workbook: give -o FILE")
+    _need_file_for_xlsx(fmt, output)
     now = datetime.now(ZoneInfo(tz_name))
     if month_bounds(month, tz_name)[0] >= now:
         raise click.BadParameter(f"{month} has not begun yet in {tz_name}", param_hint="--month")
@@ -577,24 +593,12 @@ def report_availability(
         raise click.ClickException(f"cannot read the database: {exc.__class__.__name__}: {exc}") from None
     finally:
         engine.dispose()
-    if output is None:
-        sys.stdout.buffer.write(body)
-        sys.stdout.flush()
-    else:
-        output.write_bytes(body)
-        click.echo(f"{output}: {len(body)} bytes", err=True)
+    _emit(body, output)
 
 
 @report.command("bandwidth")
 @month_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "xlsx", "html"]),
-    default="csv",
-    show_default=True,
-    help="Output.",
-)
+@format_option
 @lang_option
 @report_tz_option
 @click.option("--site", help="Only this site's links (its code).")
@@ -626,8 +630,7 @@ def report_bandwidth(
     from netwatch.reports.bandwidth import bandwidth_report, links_from_inventory
     from netwatch.reports.bandwidth_render import render_bandwidth
 
-    if fmt == "xlsx" and output is None:
-        raise click.UsageError("--format xlsx writes a binary workbook: give -o FILE")
+    _need_file_for_xlsx(fmt, output)
     links, policy = None, None
     if config_path is not None:
         from netwatch.config import load_inventory
@@ -653,12 +656,7 @@ def report_bandwidth(
         click.echo(
             f"note: {month} is older than the 5-minute rollups' retention: hourly figures used", err=True
         )
-    if output is None:
-        sys.stdout.buffer.write(body)
-        sys.stdout.flush()
-    else:
-        output.write_bytes(body)
-        click.echo(f"{output}: {len(body)} bytes", err=True)
+    _emit(body, output)
 
 
 def _default_author() -> str:

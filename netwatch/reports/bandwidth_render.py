@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from netwatch.reports.availability import parse_month
 from netwatch.reports.bandwidth import BandwidthReport, LinkBandwidth
-from netwatch.reports.render import Format
+from netwatch.reports.render import Format, html_page, html_table, xlsx_table
 from netwatch.reports.strings import Lang, month_title, text
 
 __all__ = ["render_bandwidth"]
@@ -48,15 +48,6 @@ _HEAD: tuple[tuple[str, Kind], ...] = (
     ("col.hours_above", "hours"),
 )
 _XLSX_FORMATS = {"bps": "#,##0", "ratio": "0.00%", "hours": "0.00", "int": "0"}
-_CSS = """
-body{font-family:"Segoe UI",Roboto,"Noto Sans",Arial,sans-serif;font-size:13px;margin:1.5em;color:#111}
-h1{font-size:1.4em;margin:0 0 .3em} p.meta{margin:.1em 0;color:#444} p.warn{color:#8a4b00;font-weight:bold}
-table{border-collapse:collapse;width:100%;margin:1em 0}
-th,td{border:1px solid #bbb;padding:3px 5px;vertical-align:top}
-th{background:#e8eef5;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-@media print{body{margin:0;font-size:9pt} thead{display:table-header-group} tr{page-break-inside:avoid}}
-"""
 
 
 def _cells(row: LinkBandwidth) -> list[Value]:
@@ -141,27 +132,13 @@ def render_csv(report: BandwidthReport, lang: Lang) -> bytes:
 def render_xlsx(report: BandwidthReport, lang: Lang) -> bytes:
     """One sheet of links with real numbers; the period, resolution and notes below the table."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = text("sheet.links", lang)[:31]
-    sheet.append(_headings(report, lang))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for row in report.links:
-        sheet.append(_cells(row))
-    for index, (_, kind) in enumerate(_HEAD, start=1):
-        fmt = _XLSX_FORMATS.get(kind)
-        if fmt:
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                cell.number_format = fmt
-        sheet.column_dimensions[get_column_letter(index)].width = 22 if kind == "text" else 14
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(_HEAD))}{len(report.links) + 1}"
+    kinds = [kind for _, kind in _HEAD]
+    xlsx_table(sheet, _headings(report, lang), [_cells(row) for row in report.links], kinds, _XLSX_FORMATS)
     first = len(report.links) + 3
     for offset, line in enumerate([_title(report, lang), *_info_lines(report, lang)]):
         sheet.cell(row=first + offset, column=1, value=line)
@@ -190,22 +167,15 @@ def render_html(report: BandwidthReport, lang: Lang) -> bytes:
         body.append(
             f'<tr><td colspan="{len(_HEAD)}">{html.escape(text("bandwidth.no_links", lang))}</td></tr>'
         )
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _headings(report, lang))
     meta = [
         f'<p class="{"warn" if line == text("bandwidth.fallback", lang) else "meta"}">{html.escape(line)}</p>'
         for line in _info_lines(report, lang)
     ]
-    parts = [
-        "<!DOCTYPE html>",
-        f'<html lang="{lang}"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        *meta,
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>",
-        "</body></html>\n",
-    ]
-    return "\n".join(parts).encode("utf-8")
+    return html_page(
+        title,
+        lang,
+        [*meta, html_table(_headings(report, lang), body)],
+    )
 
 
 _RENDERERS: dict[Format, Callable[[BandwidthReport, Lang], bytes]] = {

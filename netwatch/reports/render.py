@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -193,9 +193,18 @@ def _xlsx_value(value: Value) -> str | int | float | None:
     return value
 
 
-def _xlsx_table(
-    sheet: object, headings: Sequence[str], rows: Sequence[Sequence[Value]], kinds: Sequence[Kind]
+XLSX_FORMATS: dict[str, str] = {"duration": DURATION_FORMAT, "ratio": PERCENT_FORMAT, "int": "0"}
+"""Excel number format per column kind of the availability report."""
+
+
+def xlsx_table(
+    sheet: object,
+    headings: Sequence[str],
+    rows: Sequence[Sequence[Value]],
+    kinds: Sequence[str],
+    formats: Mapping[str, str] = XLSX_FORMATS,
 ) -> None:
+    """Write a table with a bold header, real number formats per column kind, frozen header and autofilter."""
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.worksheet import Worksheet
@@ -209,7 +218,7 @@ def _xlsx_table(
         sheet.append([_xlsx_value(v) for v in values])
     for index, kind in enumerate(kinds, start=1):
         letter = get_column_letter(index)
-        fmt = {"duration": DURATION_FORMAT, "ratio": PERCENT_FORMAT, "int": "0"}.get(kind)
+        fmt = formats.get(kind)
         if fmt:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
                 cell.number_format = fmt
@@ -232,7 +241,7 @@ def render_xlsx(report: AvailabilityReport, lang: Lang) -> bytes:
     assert summary is not None
     summary.title = text("sheet.summary", lang)[:31]
     scopes = (report.province, *report.districts)
-    _xlsx_table(
+    xlsx_table(
         summary,
         [text(k, lang) for k in (*SUMMARY_HEAD, *(c.key for c in FIGURE_COLUMNS), *SUMMARY_TAIL)],
         [
@@ -256,7 +265,7 @@ def render_xlsx(report: AvailabilityReport, lang: Lang) -> bytes:
         head, tail = _site_cells(row, lang)
         rows.append([*head, *(c.get(row.figures) for c in FIGURE_COLUMNS), *tail])
     site_kinds: list[Kind] = [*_texts(len(SITE_HEAD)), *figure_kinds, "ratio", *_texts(3)]
-    _xlsx_table(
+    xlsx_table(
         sites,
         [text(k, lang) for k in (*SITE_HEAD, *(c.key for c in FIGURE_COLUMNS), *SITE_TAIL)],
         rows,
@@ -265,7 +274,7 @@ def render_xlsx(report: AvailabilityReport, lang: Lang) -> bytes:
 
     notes = book.create_sheet(text("sheet.annotations", lang)[:31])
     note_kinds: list[Kind] = ["int", *_texts(len(NOTE_COLUMNS) - 1)]
-    _xlsx_table(
+    xlsx_table(
         notes,
         [text(k, lang) for k in NOTE_COLUMNS],
         [_note_cells(n, report.tz, lang) for n in report.annotations],
@@ -281,7 +290,7 @@ def render_xlsx(report: AvailabilityReport, lang: Lang) -> bytes:
 _CSS = """
 body{font-family:"Segoe UI",Roboto,"Noto Sans",Arial,sans-serif;font-size:13px;margin:1.5em;color:#111}
 h1{font-size:1.4em;margin:0 0 .3em} h2{font-size:1.1em;margin:1.4em 0 .4em}
-p.meta{margin:.1em 0;color:#444}
+p.meta{margin:.1em 0;color:#444} p.warn{color:#8a4b00;font-weight:bold}
 table{border-collapse:collapse;width:100%;margin-bottom:1em}
 th,td{border:1px solid #bbb;padding:3px 5px;vertical-align:top}
 th{background:#e8eef5;text-align:left}
@@ -315,7 +324,8 @@ def _html_row(cells: Sequence[tuple[Value, Kind]]) -> str:
     return f"<tr>{_html_cells(cells)}</tr>"
 
 
-def _html_table(headings: Sequence[str], body: Sequence[str]) -> str:
+def html_table(headings: Sequence[str], body: Sequence[str]) -> str:
+    """A table with escaped headings over rows already rendered as ``<tr>…</tr>``."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headings)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -376,23 +386,31 @@ def render_html(report: AvailabilityReport, lang: Lang) -> bytes:
         for n in report.annotations
     ]
     parts = [
+        *(f'<p class="meta">{html.escape(line)}</p>' for line in _info_lines(report, lang)),
+        f"<h2>{html.escape(text('section.summary', lang))}</h2>",
+        html_table([text(k, lang) for k in (*SUMMARY_HEAD, *figure_keys, *SUMMARY_TAIL)], summary_rows),
+        f"<h2>{html.escape(text('section.sites', lang))}</h2>",
+        html_table([text(k, lang) for k in (*SITE_HEAD, *figure_keys, *SITE_TAIL)], site_rows),
+    ]
+    if note_rows:
+        parts += [
+            f"<h2>{html.escape(text('section.annotations', lang))}</h2>",
+            html_table([text(k, lang) for k in NOTE_COLUMNS], note_rows),
+        ]
+    return html_page(title, lang, parts)
+
+
+def html_page(title: str, lang: str, body: Sequence[str]) -> bytes:
+    """A self-contained, printable page: inline CSS, no scripts, no external assets."""
+    parts = [
         "<!DOCTYPE html>",
         f'<html lang="{lang}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        *(f'<p class="meta">{html.escape(line)}</p>' for line in _info_lines(report, lang)),
-        f"<h2>{html.escape(text('section.summary', lang))}</h2>",
-        _html_table([text(k, lang) for k in (*SUMMARY_HEAD, *figure_keys, *SUMMARY_TAIL)], summary_rows),
-        f"<h2>{html.escape(text('section.sites', lang))}</h2>",
-        _html_table([text(k, lang) for k in (*SITE_HEAD, *figure_keys, *SITE_TAIL)], site_rows),
+        *body,
+        "</body></html>\n",
     ]
-    if note_rows:
-        parts += [
-            f"<h2>{html.escape(text('section.annotations', lang))}</h2>",
-            _html_table([text(k, lang) for k in NOTE_COLUMNS], note_rows),
-        ]
-    parts.append("</body></html>\n")
     return "\n".join(parts).encode("utf-8")
 
 

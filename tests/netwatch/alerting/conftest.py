@@ -8,39 +8,16 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from netwatch.config.inventory import HealthRules, Inventory, Province, Site
+from netwatch.sitehealth import SiteEvent, SiteState
 
 T0 = datetime(2026, 11, 28, 14, 5, 30, tzinfo=UTC)  # 21:05:30 in Asia/Ho_Chi_Minh
 COMMUNES = [f"TK-C0{i}" for i in range(1, 6)]
-
-
-class SiteState(StrEnum):
-    """Mirror of netwatch.sitehealth.SiteState (the shape the dispatcher is coded against)."""
-
-    UP = "up"
-    DEGRADED = "degraded"
-    DOWN = "down"
-    UNREACHABLE = "unreachable"
-    MAINTENANCE = "maintenance"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class SiteEvent:
-    """Mirror of netwatch.sitehealth.SiteEvent."""
-
-    site: str
-    old: SiteState
-    new: SiteState
-    since: datetime
-    cause: str | None = None
-    flapping: bool = False
 
 
 def ev(

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from collectors.base import CollectResult
+from netwatch.config.inventory import link_interfaces
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
 from netwatch.state import JobState, LatestState
@@ -165,10 +166,10 @@ class NetwatchCollector(Collector):
 
     def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
         return {
-            (link.device, link.interface): link.contracted_bps
-            for site in self._state.inventory.sites.values()
-            for link in site.links
-            if link.interface and link.contracted_bps is not None
+            (device, ifname): bps
+            for device, interfaces in link_interfaces(self._state.inventory).items()
+            for ifname, bps in interfaces.items()
+            if bps is not None
         }
 
     def _inventory_families(self) -> Iterator[Metric]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from netwatch.config.inventory import Inventory
+from netwatch.config.inventory import Inventory, link_interfaces
 from netwatch.health import State, TargetHealth
 from netwatch.pipeline import PollRecord
 
@@ -40,6 +40,16 @@ class PollRecorder:
         self._writer = writer
         self._run_id = run_id
         self.inventory = inventory
+
+    @property
+    def inventory(self) -> Inventory:
+        """The inventory rows are built against (swapped on reload)."""
+        return self._inventory
+
+    @inventory.setter
+    def inventory(self, inventory: Inventory) -> None:
+        self._inventory = inventory
+        self._links = link_interfaces(inventory)
 
     def on_poll(self, record: PollRecord) -> None:
         """Queue the rows of one poll."""
@@ -160,12 +170,7 @@ class PollRecorder:
         )
 
     def _contracted(self, device: str) -> dict[str, float]:
-        return {
-            link.interface: link.contracted_bps
-            for site in self.inventory.sites.values()
-            for link in site.links
-            if link.device == device and link.interface and link.contracted_bps is not None
-        }
+        return {ifname: bps for ifname, bps in self._links.get(device, {}).items() if bps is not None}
 
 
 def _ifindex(labels: Mapping[str, str]) -> int | None:

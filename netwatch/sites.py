@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from netwatch.config.inventory import Inventory
+from netwatch.config.inventory import Inventory, link_interfaces
 from netwatch.pipeline import PollRecord
 from netwatch.recording import RowSink
 from netwatch.sitehealth import SiteEvent, SiteEventKind, SiteHealthEngine, SiteState, SiteStatus
@@ -44,6 +44,7 @@ class SiteTracker:
         engine: SiteHealthEngine | None = None,
     ) -> None:
         self.inventory = inventory
+        self._links = link_interfaces(inventory)
         self.engine = engine or SiteHealthEngine(inventory)
         self._writer = writer
         self._run_id = run_id
@@ -71,7 +72,7 @@ class SiteTracker:
         if record.job.kind == "icmp":
             self.handle(self.engine.on_target(device, record.job.kind, record.health, record.scheduled_at))
         elif record.job.kind == "snmp":
-            watched = self._link_interfaces(device)
+            watched = self._links.get(device, {})
             for m in record.result.measurements:
                 ifname = dict(m.labels).get("ifname")
                 if m.name == "if_oper_up" and ifname in watched:
@@ -84,6 +85,7 @@ class SiteTracker:
     def replace_inventory(self, inventory: Inventory, now: datetime) -> None:
         """Swap in a reloaded inventory; removed sites close their intervals."""
         self.inventory = inventory
+        self._links = link_interfaces(inventory)
         self.handle(self.engine.replace_inventory(inventory, now))
         for site in [s for s in self._statuses if s not in inventory.sites]:
             del self._statuses[site]
@@ -130,11 +132,3 @@ class SiteTracker:
             }
             self._open[event.site] = row
             self._writer.put("outages", row)
-
-    def _link_interfaces(self, device: str) -> set[str]:
-        return {
-            link.interface
-            for site in self.inventory.sites.values()
-            for link in site.links
-            if link.device == device and link.interface
-        }

@@ -139,3 +139,16 @@ class Inventory:
     def site_of_device(self, device: str) -> Site:
         """The site a device belongs to."""
         return self.sites[self.devices[device].site]
+
+
+def link_interfaces(inventory: Inventory) -> dict[str, dict[str, float | None]]:
+    """Interfaces that carry a site's link, by device: ``{device: {ifname: contracted_bps}}``.
+
+    Computed once per inventory by those who need it on every poll, not re-scanned per poll.
+    """
+    out: dict[str, dict[str, float | None]] = {}
+    for site in inventory.sites.values():
+        for link in site.links:
+            if link.interface:
+                out.setdefault(link.device, {})[link.interface] = link.contracted_bps
+    return out

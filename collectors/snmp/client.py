@@ -330,6 +330,9 @@ class SnmpClient:
             try:
                 status, rows = await self._bulk(target, walker.cursors(), reps, left)
             except SnmpError as exc:
+                if exc.reason == "timeout" and time.monotonic() >= give_up_at:
+                    # The walk's deadline cut a request short: say so, not "no answer" (it was answering).
+                    raise walker.error("timeout", "walk did not finish before its deadline") from None
                 # Only an agent that has answered this walk before gets a smaller second chance: a
                 # dead one (or a wrong community) must cost one request budget, not three.
                 if exc.reason == "timeout" and walker.answered and reps > 1 and time.monotonic() < give_up_at:

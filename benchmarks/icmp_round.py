@@ -1,4 +1,4 @@
-"""One ICMP round to many loopback targets: netwatch's engine vs fping vs icmplib, same addresses, same run.
+"""One ICMP round to many loopback targets: netwatch's engine vs fping, blackbox_exporter and icmplib.
 
 Run as root from the repository root::
 
@@ -6,7 +6,10 @@ Run as root from the repository root::
 
 Targets are 127.1.x.y (loopback answers the whole 127.0.0.0/8): no packet leaves the machine.
 Prints wall and CPU seconds, the median RTT each tool reports, replies received, and the ratios
-netwatch/fping. Every run is bounded and the script exits by itself.
+netwatch/fping and netwatch/blackbox. blackbox_exporter (Debian's prometheus-blackbox-exporter, on
+127.0.0.1) is driven as Prometheus drives it: one ``/probe?module=icmp`` request per target and probe
+(its icmp prober sends one echo per request), 200 requests in flight; its CPU is the exporter
+process's own. Every run is bounded and the script exits by itself.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -100,6 +105,88 @@ async def run_icmplib(targets: list[str], probes: int, spacing: float, timeout: 
     return Run("icmplib", wall, cpu, rtts, probes * len(targets))
 
 
+BLACKBOX_CONFIG = """\
+modules:
+  icmp:
+    prober: icmp
+    timeout: {timeout}s
+    icmp:
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+"""
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _blackbox_wave(port: int, targets: list[str], in_flight: int) -> list[float]:
+    import aiohttp
+
+    limit = asyncio.Semaphore(in_flight)
+    rtts: list[float] = []
+
+    async def one(session: aiohttp.ClientSession, address: str) -> None:
+        async with (
+            limit,
+            session.get(
+                f"http://127.0.0.1:{port}/probe", params={"module": "icmp", "target": address}
+            ) as response,
+        ):
+            body = await response.text()
+        success = rtt = None
+        for line in body.splitlines():
+            if line.startswith("probe_success "):
+                success = float(line.split()[1])
+            elif line.startswith('probe_icmp_duration_seconds{phase="rtt"}'):
+                rtt = float(line.split()[1])
+        if success == 1 and rtt is not None:
+            rtts.append(rtt)
+
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.wait_for(asyncio.gather(*(one(session, a) for a in targets)), timeout=300)
+    return rtts
+
+
+def run_blackbox(targets: list[str], probes: int, spacing: float, timeout: float) -> Run:
+    """prometheus-blackbox-exporter's icmp module, one HTTP probe per target per probe."""
+    binary = shutil.which("prometheus-blackbox-exporter")
+    if binary is None:
+        raise SystemExit("prometheus-blackbox-exporter not found: apt install prometheus-blackbox-exporter")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "blackbox.yml"
+        config.write_text(BLACKBOX_CONFIG.format(timeout=max(timeout, 0.1)))
+        with socket.socket() as probe_port:
+            probe_port.bind(("127.0.0.1", 0))
+            port = probe_port.getsockname()[1]
+        proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise SystemExit("blackbox_exporter did not start") from None
+                    time.sleep(0.05)
+            cpu, wall = _proc_cpu(proc.pid), time.monotonic()
+            rtts: list[float] = []
+            for _ in range(probes):
+                rtts += asyncio.run(_blackbox_wave(port, targets, 200))
+            wall, cpu = time.monotonic() - wall, _proc_cpu(proc.pid) - cpu
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return Run("blackbox", wall, cpu, rtts, probes * len(targets))
+
+
 def summarize(runs: list[Run]) -> Run:
     """The median of each figure over repeated runs of one tool."""
     return Run(
@@ -120,6 +207,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for each reply")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool (medians are reported)")
     parser.add_argument("--no-icmplib", action="store_true", help="skip icmplib (slow at high concurrency)")
+    parser.add_argument("--no-blackbox", action="store_true", help="skip prometheus-blackbox-exporter")
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("run as root: fping, icmplib and the engine all use raw sockets here")
@@ -130,10 +218,12 @@ def main() -> int:
 
     targets = addresses(args.targets)
     shape = (targets, args.probes, args.spacing, args.timeout)
-    results: dict[str, list[Run]] = {"netwatch": [], "fping": [], "icmplib": []}
+    results: dict[str, list[Run]] = {"netwatch": [], "fping": [], "blackbox": [], "icmplib": []}
     for _ in range(args.repeat):
         results["netwatch"].append(asyncio.run(run_netwatch(*shape)))
         results["fping"].append(run_fping(*shape))
+        if not args.no_blackbox:
+            results["blackbox"].append(run_blackbox(*shape))
         if not args.no_icmplib:
             results["icmplib"].append(asyncio.run(run_icmplib(*shape)))
 
@@ -151,6 +241,16 @@ def main() -> int:
         f"{'netwatch/fping':<10} {ours.wall / theirs.wall:>8.2f} {ours.cpu / max(theirs.cpu, 1e-9):>8.2f}"
         f" {ours.median_rtt_ms / theirs.median_rtt_ms:>14.2f}"
     )
+    line = f"RESULT icmp targets={args.targets} cpu_vs_fping={ours.cpu / max(theirs.cpu, 1e-9):.2f}"
+    line += f" wall_vs_fping={ours.wall / theirs.wall:.2f}"
+    if "blackbox" in summary:
+        box = summary["blackbox"]
+        print(
+            f"{'nw/blackbox':<10} {ours.wall / box.wall:>8.2f} {ours.cpu / max(box.cpu, 1e-9):>8.2f}"
+            f" {ours.median_rtt_ms / box.median_rtt_ms:>14.2f}"
+        )
+        line += f" cpu_vs_blackbox={ours.cpu / max(box.cpu, 1e-9):.3f} wall_vs_blackbox={ours.wall / box.wall:.3f}"
+    print(line)
     return 0
 
 

@@ -380,6 +380,15 @@ def table(scenario: str, results: list[Result]) -> str:
             lines.append(
                 f"netwatch fast / {name}: CPU ×{fast.cpu / other.cpu:.2f}, wall ×{fast.wall / other.wall:.2f}"
             )
+    ratios = " ".join(
+        f"cpu_vs_{name.split()[0]}={fast.cpu / other.cpu:.2f}"
+        for name in ("snmpbulkwalk", "snmp_exporter 0.21", "netwatch pysnmp")
+        if (other := by_tool.get(name)) and other.cpu
+    )
+    per_vb = fast.cpu / fast.varbinds * 1e6 if fast.varbinds else float("nan")
+    lines.append(
+        f"RESULT snmp scenario={scenario.replace(' ', '_')} us_cpu_per_varbind={per_vb:.1f} {ratios}"
+    )
     return "\n".join(lines)
 
 

@@ -1,0 +1,202 @@
+"""``/metrics`` with many series: netwatch's custom collector vs a plain prometheus_client registry.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/exposition.py [--devices 200] [--interfaces 50] [--repeat 5]
+
+netwatch's side is the real thing: an inventory of SNMP devices loaded by the inventory loader, two
+polls of every device through the real pipeline (so totals and rates exist), then ``/metrics``
+scraped over HTTP from netwatch's own aiohttp server. The floor is the same number of series in
+plain ``Gauge``/``Counter`` objects of a stock ``CollectorRegistry``, scraped from prometheus_client's
+own HTTP server. Both listen on 127.0.0.1. Prints series, bytes, scrape wall time and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    start_http_server,
+)
+
+from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Measurement, Target
+from netwatch.config import load_inventory
+from netwatch.config.inventory import Inventory
+from netwatch.exporter import make_registry
+from netwatch.pipeline import Pipeline
+from netwatch.state import LatestState
+from netwatch.web import WebServer
+
+COUNTERS = (
+    "if_in_octets",
+    "if_out_octets",
+    "if_in_errors",
+    "if_out_errors",
+    "if_in_discards",
+    "if_out_discards",
+)
+
+
+def inventory_file(directory: Path, devices: int) -> Path:
+    """An inventory of ``devices`` SNMP devices (never polled: the collector is synthetic)."""
+    doc: dict[str, Any] = {
+        "province": {"code": "QNM", "name": "Quảng Nam"},
+        "credentials": {"lab": {"version": "2c", "community": "bench-only"}},
+        "site_kinds": {"district": {}},
+        "sites": [{"code": f"S{i:04d}", "name": f"Site {i}", "kind": "district"} for i in range(devices)],
+        "devices": [
+            {
+                "name": f"dev{i:04d}",
+                "site": f"S{i:04d}",
+                "address": f"127.9.{i // 250}.{i % 250 + 1}",
+                "collectors": {"snmp": {"credential": "lab", "interval": 60, "profiles": ["if-mib"]}},
+            }
+            for i in range(devices)
+        ],
+    }
+    path = directory / "inventory.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def synthetic_snmp(interfaces: int) -> CollectorSpec[CollectorParams]:
+    """A collector that answers like the if-mib profile, with counters that move between polls."""
+    polls: dict[str, int] = {}
+
+    async def collect(target: Target, params: CollectorParams, ctx: CollectContext) -> CollectResult:
+        n = polls[target.key] = polls.get(target.key, 0) + 1
+        out: list[Measurement] = []
+        for i in range(1, interfaces + 1):
+            labels = (("ifname", f"ge-0/0/{i}"), ("ifalias", f"link {i}"), ("ifindex", str(i)))
+            out += [Measurement(name, float(n * 1_000_000 * i), labels, "counter") for name in COUNTERS]
+            out.append(Measurement("if_oper_up", 1.0, labels))
+            out.append(Measurement("if_speed_bps", 1e9, labels))
+        return CollectResult(True, tuple(out), details={"sample_monotonic": time.monotonic()})
+
+    return CollectorSpec("snmp", CollectorParams, collect)
+
+
+async def populate(inventory: Inventory, interfaces: int) -> LatestState:
+    """Two polls of every job through the real pipeline."""
+    state = LatestState(inventory=inventory)
+    pipeline = Pipeline({"snmp": synthetic_snmp(interfaces)}, CollectContext(), state)
+    for _ in range(2):
+        for job in inventory.jobs:
+            await pipeline.run_once(job, datetime.now(UTC))
+    return state
+
+
+def scrape(url: str) -> tuple[float, bytes]:
+    """One scrape: wall seconds and the body."""
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=120) as response:
+        body = response.read()
+    return time.perf_counter() - started, body
+
+
+def series_count(body: bytes) -> int:
+    """Sample lines in an exposition body."""
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+def plain_registry(series: int) -> CollectorRegistry:
+    """``series`` samples in stock metric objects, with labels like netwatch's interface series."""
+    disable_created_metrics()  # netwatch exports no _created series: compare like with like
+    registry = CollectorRegistry()
+    gauge = Gauge(
+        "bench_if_gauge",
+        "g",
+        ["site", "district", "device", "ifname", "ifalias", "ifindex", "m"],
+        registry=registry,
+    )
+    counter = Counter(
+        "bench_if_counter",
+        "c",
+        ["site", "district", "device", "ifname", "ifalias", "ifindex", "m"],
+        registry=registry,
+    )
+    for i in range(series):
+        labels = (
+            f"S{i // 500:04d}",
+            "QNM",
+            f"dev{i // 500:04d}",
+            f"ge-0/0/{i % 500}",
+            f"link {i}",
+            str(i),
+            str(i % 10),
+        )
+        if i % 2:
+            gauge.labels(*labels).set(i)
+        else:
+            counter.labels(*labels).inc(i)
+    return registry
+
+
+async def netwatch_scrapes(state: LatestState, port: int, repeat: int) -> tuple[list[float], bytes]:
+    """Scrape netwatch's own server ``repeat`` times (from a thread, as Prometheus would, off its loop)."""
+    server = WebServer(make_registry(state), lambda: {"ok": True}, "127.0.0.1", port)
+    await server.start()
+    try:
+        times: list[float] = []
+        body = b""
+        for _ in range(repeat):
+            took, body = await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics")
+            times.append(took)
+        return times, body
+    finally:
+        await server.stop()
+
+
+def main() -> None:
+    """Build both sides, scrape each ``--repeat`` times, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--interfaces", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--port", type=int, default=19561)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        inventory = load_inventory(inventory_file(Path(tmp), args.devices))
+    state = asyncio.run(populate(inventory, args.interfaces))
+    nw_times, nw_body = asyncio.run(netwatch_scrapes(state, args.port, args.repeat))
+    nw_series = series_count(nw_body)
+
+    server, thread = start_http_server(args.port + 1, addr="127.0.0.1", registry=plain_registry(nw_series))
+    try:
+        plain = [scrape(f"http://127.0.0.1:{args.port + 1}/metrics") for _ in range(args.repeat)]
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    pl_times = [t for t, _ in plain]
+    pl_body = plain[-1][1]
+
+    nw, pl = statistics.median(nw_times), statistics.median(pl_times)
+    print(f"/metrics exposition, median of {args.repeat} scrapes over HTTP on 127.0.0.1")
+    print(f"{'':28} {'series':>9} {'MB':>7} {'scrape s':>9}")
+    print(f"{'netwatch (custom collector)':28} {nw_series:>9,} {len(nw_body) / 1e6:>7.1f} {nw:>9.3f}")
+    print(
+        f"{'prometheus_client registry':28} {series_count(pl_body):>9,} {len(pl_body) / 1e6:>7.1f} {pl:>9.3f}"
+    )
+    print(f"ratio netwatch/plain: {nw / pl:.2f}×")
+    print(f"RESULT exposition series={nw_series} netwatch_s={nw:.3f} plain_s={pl:.3f} ratio={nw / pl:.2f}")
+
+
+if __name__ == "__main__":
+    main()

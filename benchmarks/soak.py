@@ -1,0 +1,256 @@
+"""Province-scale soak: thousands of SNMP devices and ICMP targets polled for minutes by ``netwatch run``.
+
+Run as root from the repository root (a network namespace, raw ICMP); not part of CI::
+
+    .venv/bin/python benchmarks/soak.py [--devices 6000] [--icmp-only 4000] [--minutes 15]
+
+The agents: one Debian ``snmpd`` inside a network namespace whose veth carries macvlan links (so
+its ifTable has ``--interfaces`` rows), listening on the wildcard address, with the whole of
+198.18.0.0/19 routed to the namespace and made local there (AnyIP): every address is a "device"
+answering SNMP and ICMP, and 6,000 devices × 17 interfaces is about 100,000 interfaces. The safety
+route ``unreachable 198.18.0.0/15 metric 4000`` exists for the run. ICMP-only targets are loopback
+addresses in 127.20.0.0/16. netwatch polls every SNMP device every 60 s (system + if-mib) and every
+address with ICMP in 10-second rounds of 5 probes, writing to SQLite (or ``--db``).
+
+Every 10 s it samples netwatch's CPU and RSS from /proc; at the end it scrapes /metrics and reads the
+database. It reports: CPU share of one core after warm-up, RSS over time (growth after warm-up),
+poll lag percentiles (from netwatch's own histogram), share of polls on time, samples written vs the
+polls made, rows dropped. Aims (issue 7): under one core, under 500 MB RSS, ≥ 99.9 % on time.
+Everything it creates is removed at exit; the run is bounded by ``--minutes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import snmp_walk  # noqa: E402  (its namespace and macvlan helpers)
+
+ANYIP = "198.18.0.0/19"
+NS_ADDR = "198.18.240.2"
+COMMUNITY = "soak-c0mmunity"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def device_address(i: int) -> str:
+    """The i-th SNMP device: 198.18.0.1 … within 198.18.0.0/19, skipping .0 and .255."""
+    return f"198.18.{i // 254}.{i % 254 + 1}"
+
+
+def icmp_address(i: int) -> str:
+    """The i-th ICMP-only target on loopback."""
+    return f"127.20.{i // 254}.{i % 254 + 1}"
+
+
+@contextmanager
+def agents(interfaces: int) -> Iterator[None]:
+    """The namespace with ``interfaces`` rows in ifTable, AnyIP for the device range, snmpd on it."""
+    with snmp_walk.namespace():
+        snmp_walk.grow_interfaces(0, max(0, interfaces - 2))
+        run = snmp_walk.run
+        run("ip", "-n", snmp_walk.NS, "addr", "add", f"{NS_ADDR}/24", "dev", snmp_walk.NS_IF)
+        run("ip", "-n", snmp_walk.NS, "route", "add", "local", ANYIP, "dev", "lo")
+        run("ip", "route", "add", ANYIP, "via", NS_ADDR)
+        work = Path(tempfile.mkdtemp(prefix="nwsoak-snmpd-"))
+        (work / "snmpd.conf").write_text(f"rocommunity {COMMUNITY} 198.18.0.0/15\nsysName soak-agent\n")
+        (work / "persist").mkdir()
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", snmp_walk.NS, "/usr/sbin/snmpd", "-f", "-C", "-c", str(work / "snmpd.conf"),
+             "-Lf", str(work / "snmpd.log"), "-M", "/dev/null", "udp:161"],
+            env={**os.environ, "MIBS": ":", "SNMP_PERSISTENT_DIR": str(work / "persist")},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            give_up = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < give_up:
+                probe = subprocess.run(
+                    ["snmpget", "-v2c", "-c", COMMUNITY, "-t", "1", "-r", "0", device_address(4321),
+                     "1.3.6.1.2.1.1.5.0"],
+                    capture_output=True, text=True, env={**os.environ, "MIBS": ":"}, check=False, timeout=10,
+                )  # fmt: skip
+                if "soak-agent" in probe.stdout:
+                    break
+                time.sleep(0.3)
+            else:
+                raise SystemExit("snmpd in the namespace did not answer")
+            yield
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            run("ip", "route", "del", ANYIP, "via", NS_ADDR, check=False)
+
+
+def inventory(devices: int, icmp_only: int, sites: int) -> dict[str, Any]:
+    """The soak network: ``sites`` district-like sites sharing the devices round-robin."""
+    snmp = {
+        "credential": "soak",
+        "interval": 60,
+        "timeout": 5,
+        "retries": 1,
+        "profiles": ["system", "if-mib"],
+    }
+    return {
+        "province": {"code": "QNM", "name": "Quảng Nam"},
+        "credentials": {"soak": {"version": "2c", "community": COMMUNITY}},
+        "defaults": {"collectors": {"icmp": {"interval": 10, "probes": 5, "probe_spacing": 0.2, "timeout": 1}}},
+        "site_kinds": {"district": {}},
+        "sites": [{"code": f"S{s:03d}", "name": f"Site {s}", "kind": "district"} for s in range(sites)],
+        "devices": [
+            {"name": f"snmp{i:05d}", "site": f"S{i % sites:03d}", "address": device_address(i),
+             "collectors": {"icmp": {}, "snmp": snmp}}
+            for i in range(devices)
+        ] + [
+            {"name": f"icmp{i:05d}", "site": f"S{i % sites:03d}", "address": icmp_address(i),
+             "collectors": {"icmp": {}}}
+            for i in range(icmp_only)
+        ],
+    }  # fmt: skip
+
+
+def proc_sample(pid: int) -> tuple[float, float]:
+    """(CPU seconds, RSS MB) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE / 2**20
+
+
+def scrape(port: int) -> dict[str, list[tuple[str, float]]]:
+    """Every sample of /metrics, by name: [(labels text, value)]."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
+        body = response.read().decode()
+    out: dict[str, list[tuple[str, float]]] = {}
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        out.setdefault(name, []).append((labels, float(value)))
+    return out
+
+
+def total(metrics: dict[str, list[tuple[str, float]]], name: str) -> float:
+    """The sum of a family's samples."""
+    return sum(v for _, v in metrics.get(name, []))
+
+
+def lag_quantile(metrics: dict[str, list[tuple[str, float]]], q: float) -> float:
+    """A quantile of poll lag from the cumulative histogram buckets (upper bound of its bucket)."""
+    buckets = sorted(
+        (float("inf") if (le := labels.split('le="')[1].split('"')[0]) == "+Inf" else float(le), v)
+        for labels, v in metrics.get("netwatch_poll_lag_seconds_bucket", [])
+    )
+    count = buckets[-1][1] if buckets else 0
+    for bound, cumulative in buckets:
+        if cumulative >= q * count:
+            return bound
+    return float("nan")
+
+
+def main() -> int:
+    """Start the agents and netwatch; sample; report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=6000, help="SNMP devices (max 8000)")
+    parser.add_argument("--interfaces", type=int, default=17, help="interfaces per device")
+    parser.add_argument("--icmp-only", type=int, default=4000, help="extra ICMP-only targets on loopback")
+    parser.add_argument("--sites", type=int, default=250)
+    parser.add_argument("--minutes", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=120, help="seconds excluded from CPU and RSS growth")
+    parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--port", type=int, default=19600)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        parser.error("run as root")
+    if not 1 <= args.devices <= 8000 or not 0 < args.minutes <= 120:
+        parser.error("--devices 1..8000, --minutes up to 120")
+    work = Path(tempfile.mkdtemp(prefix="nwsoak-"))
+    config = work / "inventory.yaml"
+    config.write_text(yaml.safe_dump(inventory(args.devices, args.icmp_only, args.sites), allow_unicode=True))
+    db_url = args.db or f"sqlite:///{work / 'soak.db'}"
+    netwatch = str(HERE.parent / ".venv" / "bin" / "netwatch")
+    timeline: list[tuple[float, float, float]] = []
+    with agents(args.interfaces):
+        log = (work / "netwatch.log").open("w")
+        proc = subprocess.Popen(
+            [netwatch, "--log-level", "WARNING", "run", "-c", str(config), "--db", db_url,
+             "--listen", f"127.0.0.1:{args.port}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        started = time.monotonic()
+        try:
+            end = started + args.minutes * 60
+            while time.monotonic() < end and proc.poll() is None:
+                cpu, rss = proc_sample(proc.pid)
+                timeline.append((time.monotonic() - started, cpu, rss))
+                print(f"  t={timeline[-1][0]:6.0f} s  CPU {cpu:8.1f} s  RSS {rss:6.0f} MB", file=sys.stderr)
+                time.sleep(10)
+            if proc.poll() is not None:
+                raise SystemExit(f"netwatch exited early ({proc.returncode}): see {work / 'netwatch.log'}")
+            metrics = scrape(args.port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+    polls = total(metrics, "netwatch_polls_total")
+    late = total(metrics, "netwatch_polls_late_total")
+    rows = None
+    if db_url.startswith("sqlite:///"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                    for t in ("polls", "icmp_samples", "interface_samples")}  # fmt: skip
+    warm = [p for p in timeline if p[0] >= args.warmup] or timeline
+    cpu_share = (warm[-1][1] - warm[0][1]) / max(warm[-1][0] - warm[0][0], 1e-9)
+    rss_warm, rss_end, rss_peak = warm[0][2], timeline[-1][2], max(p[2] for p in timeline)
+    expected_icmp = (args.devices + args.icmp_only) * 6
+    expected_snmp = args.devices
+    print(f"\nsoak: {args.devices} SNMP devices × {args.interfaces} interfaces "
+          f"({args.devices * args.interfaces:,} interfaces, 60 s), {args.devices + args.icmp_only:,} ICMP targets "
+          f"(10 s rounds × 5 probes), {args.minutes:g} min")  # fmt: skip
+    print(f"  CPU after warm-up:   {cpu_share * 100:.1f} % of one core (aim < 100 %)")
+    print(f"  RSS:                 {rss_warm:.0f} MB after warm-up, {rss_end:.0f} MB at the end, peak {rss_peak:.0f} MB"
+          f" (growth {rss_end - rss_warm:+.0f} MB; aim < 500 MB)")  # fmt: skip
+    print(f"  poll lag:            p50 ≤ {lag_quantile(metrics, 0.5):g} s, p99 ≤ {lag_quantile(metrics, 0.99):g} s,"
+          f" p99.9 ≤ {lag_quantile(metrics, 0.999):g} s")  # fmt: skip
+    print(
+        f"  polls on time:       {(1 - late / polls) * 100 if polls else 0:.3f} % of {polls:,.0f} (aim ≥ 99.9 %)"
+    )
+    print(f"  polls per minute:    expected ≈ {expected_icmp + expected_snmp:,}, "
+          f"made {polls / (args.minutes):,.0f}")  # fmt: skip
+    print(f"  rows written:        {total(metrics, 'netwatch_samples_written_total'):,.0f}, dropped "
+          f"{total(metrics, 'netwatch_samples_dropped_total'):,.0f}, queue at end "
+          f"{total(metrics, 'netwatch_storage_queue_length'):,.0f}")  # fmt: skip
+    if rows is not None:
+        print(f"  database rows:       polls {rows['polls']:,}, icmp_samples {rows['icmp_samples']:,}, "
+              f"interface_samples {rows['interface_samples']:,}")  # fmt: skip
+    errors = sorted(metrics.get("netwatch_poll_errors_total", []), key=lambda s: -s[1])[:5]
+    print("  poll errors:         " + (", ".join(f"{lab} {v:.0f}" for lab, v in errors) or "none"))
+    print(f"RESULT soak cpu_core_share={cpu_share:.3f} rss_end_mb={rss_end:.0f} "
+          f"on_time={(1 - late / polls) if polls else 0:.5f} dropped={total(metrics, 'netwatch_samples_dropped_total'):.0f}")  # fmt: skip
+    print(f"(work files in {work})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

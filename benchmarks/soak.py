@@ -177,6 +177,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=120, help="seconds excluded from CPU and RSS growth")
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--port", type=int, default=19600)
+    parser.add_argument(
+        "--profile", help="also record py-spy's collapsed stacks after warm-up into this file"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("run as root")
@@ -196,9 +199,17 @@ def main() -> int:
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         started = time.monotonic()
+        profiler: subprocess.Popen[bytes] | None = None
         try:
             end = started + args.minutes * 60
             while time.monotonic() < end and proc.poll() is None:
+                if args.profile and profiler is None and time.monotonic() - started >= args.warmup:
+                    seconds = str(max(10, int(end - time.monotonic()) - 10))
+                    profiler = subprocess.Popen(
+                        [str(HERE.parent / ".venv" / "bin" / "py-spy"), "record", "--nonblocking", "--format",
+                         "raw", "-r", "50", "-d", seconds, "-p", str(proc.pid), "-o", args.profile],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
                 cpu, rss = proc_sample(proc.pid)
                 timeline.append((time.monotonic() - started, cpu, rss))
                 print(f"  t={timeline[-1][0]:6.0f} s  CPU {cpu:8.1f} s  RSS {rss:6.0f} MB", file=sys.stderr)
@@ -207,6 +218,8 @@ def main() -> int:
                 raise SystemExit(f"netwatch exited early ({proc.returncode}): see {work / 'netwatch.log'}")
             metrics = scrape(args.port)
         finally:
+            if profiler is not None:
+                profiler.wait(timeout=120)
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=60)

@@ -109,6 +109,8 @@ class PollRecorder:
                 self._metric(device, m.name, m.labels, record.scheduled_at, m.value)
         for (name, series), total in record.counters.totals.items():
             ifindex = _ifindex(dict(series))
+            if ifindex is not None and ifindex not in names:
+                continue  # kept from an earlier poll (this one ended early): not a sample of this round
             if ifindex is not None and name in INTERFACE_TOTALS:
                 interfaces[ifindex][INTERFACE_TOTALS[name]] = total
                 if name in INTERFACE_RATES:

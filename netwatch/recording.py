@@ -92,6 +92,23 @@ class PollRecorder:
             },
         )
 
+    def _totals(
+        self, record: PollRecord, interfaces: dict[int, dict[str, Any]], names: Mapping[int, Any]
+    ) -> None:
+        """Counter totals and rates: interface ones into ``interfaces``, the rest as device metrics."""
+        device = record.job.target.key
+        for (name, series), total in record.counters.totals.items():
+            ifindex = _ifindex(dict(series))
+            if ifindex is not None and ifindex not in names:
+                continue  # kept from an earlier poll (this one ended early): not a sample of this round
+            if ifindex is not None and name in INTERFACE_TOTALS:
+                interfaces[ifindex][INTERFACE_TOTALS[name]] = total
+                if name in INTERFACE_RATES:
+                    rate = record.counters.last_rates.get((name, series))
+                    interfaces[ifindex][INTERFACE_RATES[name]] = None if rate is None else rate * 8
+            else:
+                self._metric(device, f"{name}_total", series, record.scheduled_at, total)
+
     def _snmp(self, record: PollRecord) -> None:
         device = record.job.target.key
         interfaces: dict[int, dict[str, Any]] = defaultdict(dict)
@@ -107,17 +124,7 @@ class PollRecorder:
                     interfaces[ifindex]["speed_bps"] = m.value
             elif m.kind in ("gauge", "info"):
                 self._metric(device, m.name, m.labels, record.scheduled_at, m.value)
-        for (name, series), total in record.counters.totals.items():
-            ifindex = _ifindex(dict(series))
-            if ifindex is not None and ifindex not in names:
-                continue  # kept from an earlier poll (this one ended early): not a sample of this round
-            if ifindex is not None and name in INTERFACE_TOTALS:
-                interfaces[ifindex][INTERFACE_TOTALS[name]] = total
-                if name in INTERFACE_RATES:
-                    rate = record.counters.last_rates.get((name, series))
-                    interfaces[ifindex][INTERFACE_RATES[name]] = None if rate is None else rate * 8
-            else:
-                self._metric(device, f"{name}_total", series, record.scheduled_at, total)
+        self._totals(record, interfaces, names)
         contracted = self._contracted(device)
         for ifindex, values in interfaces.items():
             self._interface_sample(record, ifindex, values, contracted.get(names[ifindex].get("ifname", "")))

@@ -175,7 +175,7 @@ def _outages(
         rows.append(
             f"<tr><td>{'' if ident is None else ident}</td><td>{escape(code)}</td>"
             f"<td>{escape(names.get(code, ''))}{escape(note)}</td><td>{_state_cell(st)}</td>"
-            f"<td>{_local(since, zone)}</td><td>{duration_vi(now - since) if since else '—'}</td>"
+            f"<td>{_local(since, zone)}</td><td>{escape(duration_vi(now - since)) if since else '—'}</td>"
             f"<td>{escape(cause or '')}</td></tr>"
         )
     header = (
@@ -215,7 +215,8 @@ def render_status(
     month = now.astimezone(zone).strftime("%Y-%m")
     statuses = {code: state.sites.get(code, SiteStatus()) for code in state.inventory.sites}
     counts = Counter(status.state for status in statuses.values())
-    summary = "".join(
+    # Spaces between the counts, not only CSS margins, so copied or read-aloud text stays apart.
+    summary = " ".join(
         f"<span>{_state_cell(st)} {counts[st]}</span>" for st in reversed(PRECEDENCE) if counts[st]
     )
     title = f"netwatch — {state.inventory.province.name}"

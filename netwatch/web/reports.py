@@ -59,6 +59,13 @@ def _params(query: Any) -> dict[str, Any]:
 
 def _availability(engine: Engine, p: dict[str, Any]) -> bytes:
     data = load_month(engine, p["month"], p["tz"], site=p["site"], district=p["district"])
+    if not data.sites and p["site"] is not None:
+        raise BadQuery(
+            f"site: no site has code {p['site']!r}"
+            + (f" in district {p['district']!r}" if p["district"] else "")
+        )
+    if not data.sites and p["district"] is not None:
+        raise BadQuery(f"district: no district has code {p['district']!r}")
     return render_availability(compute(data, p["now"]), p["fmt"], p["lang"])
 
 
@@ -70,7 +77,10 @@ def report_routes(engine: Engine) -> list[web.RouteDef]:
             params = _params(request.query)
         except BadQuery as exc:
             return web.Response(status=400, text=f"{exc}\n", content_type="text/plain")
-        body = await asyncio.to_thread(_availability, engine, params)
+        try:
+            body = await asyncio.to_thread(_availability, engine, params)
+        except BadQuery as exc:
+            return web.Response(status=400, text=f"{exc}\n", content_type="text/plain")
         name = f"availability-{params['month']}.{params['fmt']}"
         disposition = "inline" if params["fmt"] == "html" else f'attachment; filename="{name}"'
         return web.Response(

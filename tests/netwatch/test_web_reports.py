@@ -50,6 +50,9 @@ async def test_availability_over_http(tmp_path: Path) -> None:
             ({"month": month, "format": "pdf"}, "format"),
             ({"month": month, "tz": "Mars/Olympus"}, "tz"),
             ({"month": "2999-01"}, "month"),
+            ({"month": "../"}, "month"),
+            ({"month": "99999-01"}, "month"),
+            ({"month": month, "lang": "fr"}, "lang"),
         ):
             bad = await client.get("/reports/availability", params=params)
             assert bad.status == 400 and (await bad.text()).startswith(f"{field}:"), params
@@ -59,3 +62,23 @@ async def test_availability_over_http(tmp_path: Path) -> None:
             in await index.text()
         )
     engine.dispose()
+
+
+async def test_out_of_range_years_and_unknown_filters_are_400(tmp_path: Path) -> None:
+    config = tmp_path / "inventory.yaml"
+    config.write_text(INVENTORY, encoding="utf-8")
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'nw.db'}")
+    migrate.upgrade(engine)
+    repository.sync_inventory(engine, load_inventory(config))
+    server = WebServer(CollectorRegistry(), lambda: {"ok": True}, engine=engine)
+    statuses = []
+    async with TestClient(TestServer(server.app())) as client:
+        for params in (
+            {"month": "0001-01"},
+            {"month": "2026-01", "site": "NOPE"},
+            {"month": "2026-01", "district": "NOPE"},
+        ):
+            response = await client.get("/reports/availability", params=params)
+            statuses.append((response.status, (await response.text()).split(":")[0]))
+    engine.dispose()
+    assert statuses == [(400, "month"), (400, "site"), (400, "district")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import Dialect, Table
@@ -62,6 +63,7 @@ def statement_for(dialect: Dialect, table: Table, columns: Iterable[str]) -> Ins
     return stmt.on_conflict_do_update(index_elements=pk, set_=updates)
 
 
+@cache  # called per row in a batch; a table's key never changes
 def upsert_key(table: Table) -> tuple[str, ...]:
     """The columns an upsert matches on: ``info["upsert_key"]`` (a unique constraint, for tables
     with a surrogate id such as the outage ledger), else the primary key."""
@@ -77,8 +79,9 @@ def primary_key_of(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
 def last_per_key(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Only the last row for each primary key, in the order those last rows came."""
     latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    names = upsert_key(table)
     for row in rows:
-        key = primary_key_of(table, row)
+        key = tuple(row.get(name) for name in names)
         latest.pop(key, None)
         latest[key] = row
     return list(latest.values())

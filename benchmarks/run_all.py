@@ -11,6 +11,7 @@ Runs, one after another (never two at once: they would measure each other):
   netwatch vs snmpbulkwalk, prometheus-snmp-exporter and plain pysnmp;
 - ``storage_write.py``: rows/s through the batched writer on SQLite and PostgreSQL vs executemany;
 - ``exposition.py``: /metrics with ~100,000 series vs a plain prometheus_client registry;
+- ``scheduler_fire.py``: CPU per poll fired, netwatch's scheduler vs APScheduler 3;
 - ``report_month.py``: the monthly reports vs a hand-written SQL floor.
 Each script's own output is kept in ``benchmarks/results/<name>.txt``; the summary collects the
 ``RESULT`` lines (ratios: netwatch ÷ reference, below 1 is netwatch ahead). ``--quick`` shrinks every
@@ -39,6 +40,7 @@ def plan(quick: bool) -> list[tuple[str, list[str], int]]:
             ("snmp", ["snmp_walk.py", "--sizes", "500", "--agents", "10", "--repeat", "1"], 900),
             ("storage", ["storage_write.py", "--rows", "20000", "--postgres"], 600),
             ("exposition", ["exposition.py", "--devices", "20", "--interfaces", "50", "--repeat", "2"], 300),
+            ("scheduler", ["scheduler_fire.py", "--jobs", "1000", "--seconds", "5"], 120),
             (
                 "report_month",
                 [
@@ -63,6 +65,7 @@ def plan(quick: bool) -> list[tuple[str, list[str], int]]:
         ("snmp", ["snmp_walk.py", "--sizes", "500,5000", "--agents", "100", "--repeat", "2"], 2400),
         ("storage", ["storage_write.py", "--rows", "200000", "--postgres"], 1800),
         ("exposition", ["exposition.py", "--devices", "200", "--interfaces", "50", "--repeat", "5"], 900),
+        ("scheduler", ["scheduler_fire.py", "--jobs", "3000", "--seconds", "20"], 300),
         ("report_month", ["report_month.py"], 3600),
     ]
 

@@ -23,6 +23,7 @@ import math
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Self
@@ -65,6 +66,10 @@ _DRAIN_EVERY = 256
 # A kernel timestamp may precede our monotonic reading by clock granularity; more than this means
 # the wall clock stepped between send and receive.
 _CLOCK_SLACK_NS = 1_000_000
+# Kernel receive stamps and our send stamps both read the wall clock, so they agree to within the
+# read delay. A gap beyond this, seen on two replies in a row, means they do not share one clock
+# (libfaketime fakes only user space): RTTs are then taken across the measured skew.
+_SKEW_TOLERANCE_NS = 1_000_000_000
 # asyncio fires a timer up to its clock resolution early; entries that close are due
 _TIMER_TOLERANCE = 1e-6
 _EXPIRE = -1
@@ -197,7 +202,18 @@ class _Round:
 class _Family:
     """One address family's shared socket and the probes in flight on it."""
 
-    __slots__ = ("error_types", "ident", "pending", "reply_type", "request_type", "sends", "seq", "sock")
+    __slots__ = (
+        "error_types",
+        "ident",
+        "pending",
+        "reply_type",
+        "request_type",
+        "sends",
+        "seq",
+        "skew_candidate",
+        "skew_ns",
+        "sock",
+    )
 
     def __init__(self, sock: IcmpSocket, ident: int) -> None:
         self.sock = sock
@@ -208,6 +224,23 @@ class _Family:
         self.request_type = _ECHO_REQUEST[sock.family]
         self.reply_type = _ECHO_REPLY[sock.family]
         self.error_types = _ERROR_TYPES[sock.family]
+        self.skew_ns = 0
+        self.skew_candidate: int | None = None
+
+    def calibrate(self, received_ns: int, now_ns: int) -> None:
+        """Track how far the kernel's receive stamps run from our wall clock (0 when they share one)."""
+        off = received_ns - now_ns
+        if abs(off - self.skew_ns) <= _SKEW_TOLERANCE_NS:
+            if self.skew_ns:
+                # off = skew − read delay: the largest seen is the closest to the true skew
+                self.skew_ns = max(self.skew_ns, off)
+            self.skew_candidate = None
+        elif self.skew_candidate is not None and abs(off - self.skew_candidate) <= _SKEW_TOLERANCE_NS:
+            self.skew_ns = 0 if abs(off) <= _SKEW_TOLERANCE_NS else max(off, self.skew_candidate)
+            self.skew_candidate = None
+        else:
+            # one reply is not enough: it may be a genuine step between our send and its stamp
+            self.skew_candidate = off
 
 
 def _key(privileged: bool, ident: int, seq: int) -> int:
@@ -454,7 +487,11 @@ class IcmpEngine:
             fam.pending.pop(probe.key, None)
 
     def _on_readable(self, fam: _Family) -> None:
-        for datagram in fam.sock.receive():
+        datagrams = fam.sock.receive()
+        now_ns = time.time_ns()
+        for datagram in datagrams:
+            if not datagram.queued_error:
+                fam.calibrate(datagram.received_ns, now_ns)
             self._handle(fam, datagram)
 
     def _handle(self, fam: _Family, datagram: Datagram) -> None:
@@ -485,7 +522,7 @@ class IcmpEngine:
         del fam.pending[probe.key]
         del rnd.live[probe.key]
         assert self._loop is not None
-        rtt_ns = datagram.received_ns - probe.sent_ns
+        rtt_ns = datagram.received_ns - probe.sent_ns - fam.skew_ns
         elapsed_ns = (self._loop.time() - probe.sent_mono) * 1e9
         # a wall-clock step between send and receive would report a fiction: drop the probe instead
         if 0 <= rtt_ns <= elapsed_ns + _CLOCK_SLACK_NS and rtt_ns <= rnd.timeout * 1e9:

@@ -197,12 +197,27 @@ class Dispatcher:
         """Deliver what is queued within ``grace_seconds``, then stop the tasks and close the channels."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), grace_seconds)
+        self._count_abandoned()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for notifier in self.notifiers.values():
             await notifier.aclose()
+
+    def _count_abandoned(self) -> None:
+        """Say what the grace period did not deliver: counted as failed, never dropped silently.
+
+        A firing alert left here is not marked sent, so the next start's reminder check sends it."""
+        left: Counter[str] = Counter(key.split("|", 1)[0] for key in self._pending)
+        for channel, count in sorted(left.items()):
+            self.failed_total[channel] += count
+            log.error("alerting: stopping with %d notification(s) undelivered on channel %s", count, channel)
+        if not self._batches.empty():
+            log.error(
+                "alerting: stopping with %d batch(es) of site events not yet turned into notifications",
+                self._batches.qsize(),
+            )
 
     async def _work(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -182,3 +183,25 @@ async def test_a_full_queue_drops_and_counts_instead_of_waiting(inventory: Inven
     assert results == [True, True, False, False, False]
     assert dispatcher.dropped_total == 3
     await dispatcher.aclose(grace_seconds=0)
+
+
+class Hanging(Recorder):
+    """A channel whose sends never finish (a webhook that stopped answering)."""
+
+    async def send(self, notification: Notification) -> None:
+        self.attempts += 1
+        await asyncio.Event().wait()
+
+
+async def test_notifications_left_at_shutdown_are_counted_and_logged(
+    inventory: Inventory, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    dispatcher = Dispatcher(config(), inventory, MemoryStore(), notifiers={"ops": Hanging()}, clock=clock)
+    await dispatcher.start()
+    dispatcher.submit([ev("TK", "up", "down", T0)])
+    dispatcher.submit([ev("HA", "up", "down", T0)])
+    for _ in range(50):  # let the worker build both and the channel take the first
+        await asyncio.sleep(0)
+    await dispatcher.aclose(grace_seconds=0.05)
+    assert dispatcher.failed_total["ops"] == 2
+    assert "stopping with 2 notification(s) undelivered on channel ops" in caplog.text

@@ -18,6 +18,10 @@ Three layers, evaluated parents first (by dependency depth, then code):
    keeps its previous state until the ancestor is decided. A site that was UNREACHABLE and whose
    cause recovered is held too, until a round of its own started after the recovery fails (DOWN,
    since the recovery) or succeeds (UP, since that round). Every hold is bounded.
+   A site netwatch cannot measure (:meth:`SiteHealthEngine.set_measured`: a parent whose shard is
+   silent) is UNKNOWN, and a site that would turn DOWN (or stay UNREACHABLE) behind it is held as
+   behind a pending ancestor, then UNKNOWN with it as cause: our blindness is never an outage.
+   Start-up is not blindness: a site not yet polled is merely undecided.
 3. **Reported state**, with precedence unknown > maintenance > computed. A maintenance window
    covers the sites it names and their subtrees (by ``parent``); it begins and ends at its
    boundaries. Flapping (more than ``flap_threshold`` changes within ``flap_window``) is a flag
@@ -182,6 +186,28 @@ def window_occurrence(window: MaintenanceWindow, when: datetime) -> tuple[dateti
 
 LinkKey = tuple[str, str | None]
 """A link as the engine tracks it: (device, interface or None)."""
+
+
+def link_id(device: str, interface: str | None) -> str:
+    """A link's stable key in the link ledger and reports: ``device``, or ``device/interface``."""
+    return device if interface is None else f"{device}/{interface}"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """A link's own state changed (the site's may not have): the link ledger's input. ``sites``
+    are the sites listing that link; ``since`` is when the new state began (backdated)."""
+
+    link: LinkKey
+    sites: tuple[str, ...]
+    old: State
+    new: State
+    since: datetime
+
+    @property
+    def key(self) -> str:
+        """The link's stable key (:func:`link_id`)."""
+        return link_id(*self.link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +397,8 @@ class _Record:
     computed: SiteStatus = field(default_factory=SiteStatus)
     reported: SiteStatus = field(default_factory=SiteStatus)
     hold_started: datetime | None = None
+    # Set while netwatch cannot measure the site (set_measured): its verdicts are stale.
+    unmeasured_since: datetime | None = None
     maint_end: datetime | None = None
     changes: deque[datetime] = field(default_factory=deque)
     last_change: datetime | None = None
@@ -386,6 +414,7 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 _BLOCKING = (SiteState.DOWN, SiteState.UNREACHABLE)
+_LINK_EVENTS_KEPT = 100_000
 
 
 class SiteHealthEngine:
@@ -412,11 +441,15 @@ class SiteHealthEngine:
         self._links = {key: _LinkStatus() for key in self._topo.sites_of_link}
         self._probes: dict[str, _Probe] = {}
         self._latches: dict[LinkKey, _Latch] = {}
+        # Links resumed from the link ledger whose device has not given a verdict since.
+        self._restored: set[LinkKey] = set()
         self._covered: frozenset[str] = frozenset()
         self._now: datetime | None = None
         self._monitoring = True
         self._stopped_at: datetime | None = None
         self._resumed_at: datetime | None = None
+        # Bounded: an engine whose owner never reads link events must not grow without end.
+        self._link_events: deque[LinkEvent] = deque(maxlen=_LINK_EVENTS_KEPT)
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -429,6 +462,16 @@ class SiteHealthEngine:
         probe = _Probe.of(health, at)
         previous = self._probes.get(device)
         self._probes[device] = probe
+        # A round that started after the site went out of sight is a measurement again.
+        seen_again = {
+            site
+            for key in keys
+            for site in self._topo.sites_of_link[key]
+            if self._measure_again(self._records[site], at, after=True)
+        }
+        if probe.state is not State.UNKNOWN:
+            for key in keys:
+                self._first_verdict(key, probe, at)
         changed = previous is None or previous.verdict() != probe.verdict()
         for key in keys:
             latch = self._latches.get(key)
@@ -441,7 +484,7 @@ class SiteHealthEngine:
                 self._refresh_link(key, at)
         else:
             sites = {site for site in sites if self._records[site].hold_started is not None}
-        return self._propagate(sites, now)
+        return self._propagate(sites | seen_again, now)
 
     def on_interface(self, device: str, ifname: str, oper_up: bool, at: datetime) -> list[SiteEvent]:
         """Take an interface's oper status from an SNMP poll at ``at``; return the site events."""
@@ -495,10 +538,14 @@ class SiteHealthEngine:
             for code, rec in self._records.items()
             if code not in topo.order and rec.reported.state is not SiteState.UNKNOWN
         ]
+        for key, gone in self._links.items():
+            if key not in topo.sites_of_link and gone.state is not State.UNKNOWN:
+                self._link_changed(key, gone.state, State.UNKNOWN, now)
         self._topo = topo
         self._records = {code: self._records.get(code) or _Record() for code in topo.order}
         self._probes = {d: p for d, p in self._probes.items() if d in topo.links_of_device}
         self._latches = {k: latch for k, latch in self._latches.items() if k in topo.sites_of_link}
+        self._restored &= set(topo.sites_of_link)
         old_links = self._links
         self._links = {key: old_links.get(key) or _LinkStatus() for key in topo.sites_of_link}
         for key in topo.sites_of_link:
@@ -508,6 +555,29 @@ class SiteHealthEngine:
             rec.published = ()
         self._covered = self._covered_at(now)
         return events + self._propagate(set(self._records), now)
+
+    def set_measured(self, site: str, measured: bool, at: datetime) -> list[SiteEvent]:
+        """Tell the engine netwatch cannot measure ``site`` from ``at`` (e.g. a parent owned by a
+        shard that went silent), or can again; return the site events.
+
+        Its last verdict is stale: it is UNKNOWN (a DOWN hub must not keep its districts
+        UNREACHABLE, an UP one must not let them go DOWN), and a dependent whose links fail behind
+        it is held, then UNKNOWN with it as cause, never DOWN. A round of one of its devices that
+        started after ``at`` also ends this. Unknown sites are ignored.
+        """
+        now = self._advance(at)
+        rec = self._records.get(site)
+        if rec is None:
+            return []
+        if measured:
+            if not self._measure_again(rec, at, after=False):
+                return []
+        elif rec.unmeasured_since is None:
+            rec.unmeasured_since = at
+            rec.hold_started = None
+        else:
+            return []
+        return self._propagate({site}, now)
 
     def restore(self, site: str, status: SiteStatus) -> None:
         """Resume a site from its persisted status (before any poll); unknown sites are ignored."""
@@ -520,6 +590,31 @@ class SiteHealthEngine:
         rec.last_change = status.since
         rec.published = ()
 
+    def restore_links(self, open_links: Mapping[str, tuple[State, datetime | None]]) -> None:
+        """Resume link states (after :meth:`restore`, before any poll) from the link ledger's open
+        intervals, by :func:`link_id`, so a restart continues them rather than starting UNKNOWN.
+
+        The other links of a site resumed DEGRADED with a failing link start UP: the ledger records
+        only down and degraded time, and without them whichever link is polled first would decide
+        the site alone (UP from a healthy link, DOWN from the failing one). A resumed link keeps its
+        state until its device's health gives a verdict (a health lost with the restart needs
+        ``down_after`` rounds again); an interface link resumed DOWN whose device answers ICMP was
+        oper-down, and stays DOWN until a good round after oper-up, as before the restart.
+        """
+        for key, status in self._links.items():
+            found = open_links.get(link_id(*key))
+            if found is not None and found[0] is not State.UNKNOWN:
+                status.state, status.since = found
+                self._restored.add(key)
+        for code, rec in self._records.items():
+            keys = self._topo.links[code]
+            if rec.computed.state is not SiteState.DEGRADED or not self._restored.intersection(keys):
+                continue
+            for key in keys:
+                if self._links[key].state is State.UNKNOWN:
+                    self._links[key].state = State.UP
+                    self._restored.add(key)
+
     # -- outputs ------------------------------------------------------------------------------
 
     def status(self, site: str) -> SiteStatus:
@@ -530,11 +625,28 @@ class SiteHealthEngine:
         """Every site's reported status, parents first."""
         return {code: rec.reported for code, rec in self._records.items()}
 
+    def link_events(self) -> list[LinkEvent]:
+        """The link state changes since the last call (then forgotten), oldest first."""
+        events = list(self._link_events)
+        self._link_events.clear()
+        return events
+
     def hold_bound(self, site: str) -> timedelta:
         """How long ``site`` may be held waiting for an ancestor or its own next round."""
         return self._topo.hold_bound[site]
 
     # -- links and own state ------------------------------------------------------------------
+
+    @staticmethod
+    def _measure_again(rec: _Record, at: datetime, *, after: bool) -> bool:
+        """End ``rec``'s blindness at ``at`` (with ``after``, only if ``at`` is later than its start)."""
+        began = rec.unmeasured_since
+        if began is None or (after and at <= began):
+            return False
+        rec.unmeasured_since = None
+        # Unknown until this measurement: whatever it shows begins no earlier.
+        rec.computed = SiteStatus(SiteState.UNKNOWN, max(at, began))
+        return True
 
     def _advance(self, at: datetime) -> datetime:
         if self._now is None or at > self._now:
@@ -550,16 +662,29 @@ class SiteHealthEngine:
             return
         if latch is not None:
             if status.state is not State.DOWN:
+                self._link_changed(key, status.state, State.DOWN, latch.down_at)
                 status.state, status.since = State.DOWN, latch.down_at
             return
-        if probe.state is status.state:
+        if probe.state is status.state or (probe.state is State.UNKNOWN and key in self._restored):
             return
         # After an interface latch the ICMP verdict may be older than the link's DOWN: the link
         # came back with this round.
         since = probe.since
         if since is None or (status.since is not None and since < status.since):
             since = at
+        self._link_changed(key, status.state, probe.state, since)
         status.state, status.since = probe.state, since
+
+    def _first_verdict(self, key: LinkKey, probe: _Probe, at: datetime) -> None:
+        if key not in self._restored:
+            return
+        self._restored.discard(key)
+        status = self._links[key]
+        if key[1] is not None and status.state is State.DOWN and probe.state is not State.DOWN:
+            self._latches.setdefault(key, _Latch(down_at=status.since or at))
+
+    def _link_changed(self, key: LinkKey, old: State, new: State, since: datetime) -> None:
+        self._link_events.append(LinkEvent(key, self._topo.sites_of_link.get(key, ()), old, new, since))
 
     def _update_own(self, rec: _Record, code: str) -> None:
         statuses = [self._links[key] for key in self._topo.links[code]]
@@ -592,7 +717,13 @@ class SiteHealthEngine:
         return failing
 
     def _pending(self, code: str) -> bool:
-        return self._suspect(code) or self._records[code].hold_started is not None
+        rec = self._records[code]
+        return rec.unmeasured_since is not None or self._suspect(code) or rec.hold_started is not None
+
+    def _unmeasured_ancestor(self, code: str) -> str | None:
+        """The nearest ancestor netwatch cannot measure, if any."""
+        ancestors = self._topo.ancestors[code]
+        return next((a for a in ancestors if self._records[a].unmeasured_since is not None), None)
 
     def _failure_start(self, code: str) -> datetime | None:
         rec = self._records[code]
@@ -642,12 +773,20 @@ class SiteHealthEngine:
     # -- the computed state (layer 2) ------------------------------------------------------
 
     def _decide(self, code: str, rec: _Record, now: datetime) -> None:
+        if rec.unmeasured_since is not None:
+            rec.hold_started = None
+            self._compute(rec, SiteState.UNKNOWN, rec.unmeasured_since, None, now)
+            return
         suspect = self._suspect(code)
-        cause = self._cause(code) if rec.own is State.DOWN or suspect else None
+        failing = rec.own is State.DOWN or suspect
+        cause = self._cause(code) if failing else None
         if cause is not None:
             rec.hold_started = None
             since = _later(self._failure_start(code), self._records[cause].computed.since)
             self._compute(rec, SiteState.UNREACHABLE, since, cause, now)
+            return
+        blind = self._unmeasured_ancestor(code) if failing else None
+        if blind is not None and self._behind_unmeasured(code, rec, blind, now):
             return
         if self._must_hold(code, rec, suspect, now):
             if rec.hold_started is None:
@@ -664,6 +803,29 @@ class SiteHealthEngine:
             else:
                 since = _later(since, self._recovery_start(code, now))
         self._compute(rec, SiteState(rec.own.value), since, None, now)
+
+    def _behind_unmeasured(self, code: str, rec: _Record, blind: str, now: datetime) -> bool:
+        """UNKNOWN, cause ``blind``, where the site would turn DOWN or stay UNREACHABLE behind it
+        once any hold is over; True when decided. A site already DOWN was decided while its
+        ancestors were seen, and stays DOWN."""
+        previous = rec.computed
+        if previous.state is SiteState.UNKNOWN and previous.cause is not None:
+            rec.hold_started = None
+            self._compute(rec, SiteState.UNKNOWN, previous.since, blind, now)
+            return True
+        if previous.state is SiteState.DOWN or (
+            rec.own is not State.DOWN and previous.state is not SiteState.UNREACHABLE
+        ):
+            return False
+        if self._must_hold(code, rec, self._suspect(code), now):
+            return False
+        rec.hold_started = None
+        since = self._failure_start(code)
+        if previous.state is SiteState.UNREACHABLE:
+            # It was unreachable until its cause went out of sight (or recovered).
+            since = _later(since, self._recovered_at(previous.cause, now))
+        self._compute(rec, SiteState.UNKNOWN, since, blind, now)
+        return True
 
     def _must_hold(self, code: str, rec: _Record, suspect: bool, now: datetime) -> bool:
         previous = rec.computed.state
@@ -711,7 +873,7 @@ class SiteHealthEngine:
         if not self._monitoring:
             base = SiteStatus(SiteState.UNKNOWN, self._stopped_at)
         elif computed.state is SiteState.UNKNOWN:
-            base = SiteStatus(SiteState.UNKNOWN, computed.since)
+            base = SiteStatus(SiteState.UNKNOWN, computed.since, computed.cause)
         else:
             # Nothing measured while stopped can have begun before the resume.
             base = replace(computed, since=_later(computed.since, self._resumed_at))
@@ -785,7 +947,8 @@ class SiteHealthEngine:
     def _signature(self, code: str) -> tuple[object, ...]:
         rec = self._records[code]
         computed = rec.computed
-        return (computed.state, computed.since, computed.cause, self._suspect(code), rec.hold_started)
+        flags = (self._suspect(code), rec.hold_started, rec.unmeasured_since)
+        return (computed.state, computed.since, computed.cause, *flags)
 
     def _propagate(self, seeds: set[str], now: datetime) -> list[SiteEvent]:
         """Evaluate ``seeds`` parents first, and the dependents of every site whose verdict moved."""
@@ -816,12 +979,14 @@ __all__ = [
     "ICMP_KIND",
     "PRECEDENCE",
     "EventGroup",
+    "LinkEvent",
     "SiteEvent",
     "SiteEventKind",
     "SiteHealthEngine",
     "SiteState",
     "SiteStatus",
     "group_events",
+    "link_id",
     "prevailing",
     "window_occurrence",
 ]

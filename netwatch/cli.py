@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import socket
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from collectors.snmp.credentials import SnmpCredentials
     from netwatch.probe import ProbeReport
+    from netwatch.web.webconfig import WebSecurity
 
 DEFAULT_DB = "sqlite:///netwatch.db"
 DEFAULT_LISTEN = "127.0.0.1:9555"
@@ -64,6 +66,16 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
+def _shard_spec(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from netwatch.sharding import parse_shard
+
+    try:
+        index, count = parse_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return f"{index}/{count}"
+
+
 @main.command()
 @click.option(
     "-c",
@@ -88,12 +100,69 @@ def main(log_level: str) -> None:
     show_default=True,
     help="Stable name of this instance, recorded with its heartbeats.",
 )
-def run(config_path: Path, db_url: str, listen: str, instance: str) -> None:
+@click.option(
+    "--web-config",
+    envvar="NETWATCH_WEB_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="exporter-toolkit web-config.yml: TLS, basic auth and headers for the HTTP endpoint.",
+)
+@click.option(
+    "--shard",
+    envvar="NETWATCH_SHARD",
+    default="0/1",
+    show_default=True,
+    callback=_shard_spec,
+    help="K/N: poll only the district subtrees hashed to shard K of N (province-level sites: shard 0).",
+)
+@click.option(
+    "--spool-dir",
+    envvar="NETWATCH_SPOOL_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where rows wait on disk while the database is away [default: $STATE_DIRECTORY/spool, "
+    "else beside the SQLite file (FILE-spool); none for PostgreSQL outside systemd].",
+)
+@click.option(
+    "--spool-max-bytes",
+    envvar="NETWATCH_SPOOL_MAX_BYTES",
+    type=click.IntRange(min=0),
+    help="Bound of the disk spool; beyond it the newest rows are dropped and counted; 0 disables "
+    "the spool [default: 1 GiB].",
+)
+@click.option(
+    "--queue-max-rows",
+    envvar="NETWATCH_QUEUE_MAX_ROWS",
+    type=click.IntRange(min=1),
+    help="Rows held in memory for the database; from half of it they go to the spool [default: 200000].",
+)
+def run(
+    config_path: Path,
+    db_url: str,
+    listen: str,
+    instance: str,
+    web_config: Path | None,
+    shard: str,
+    spool_dir: Path | None,
+    spool_max_bytes: int | None,
+    queue_max_rows: int | None,
+) -> None:
     """Run the daemon on an inventory until SIGTERM or Ctrl-C."""
     from netwatch.daemon import DaemonOptions, run_daemon
     from netwatch.errors import NetwatchError
 
-    options = DaemonOptions(config=config_path, db_url=db_url, listen=listen, instance=instance)
+    security = _web_security(web_config)
+    options = DaemonOptions(
+        config=config_path,
+        db_url=db_url,
+        listen=listen,
+        instance=instance,
+        web_security=security,
+        shard=shard,
+        spool_dir=spool_dir,
+    )
+    if spool_max_bytes is not None:
+        options = dataclasses.replace(options, spool_max_bytes=spool_max_bytes)
+    if queue_max_rows is not None:
+        options = dataclasses.replace(options, queue_max_rows=queue_max_rows)
     try:
         code = asyncio.run(run_daemon(options))
     except NetwatchError as exc:
@@ -103,21 +172,49 @@ def run(config_path: Path, db_url: str, listen: str, instance: str) -> None:
     sys.exit(code)
 
 
+def _web_security(path: Path | None) -> WebSecurity | None:
+    """The web config at ``path`` loaded now, so a bad one stops start-up: exit 2 with its issues."""
+    if path is None:
+        return None
+    from netwatch.errors import ConfigError
+    from netwatch.web.webconfig import load_web_config
+
+    try:
+        return load_web_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        sys.exit(2)
+
+
 @main.command()
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True, help="HOST:PORT for /metrics.")
 @click.option("--keep-db", is_flag=True, help="Keep the temporary SQLite database after exit.")
-def demo(listen: str, keep_db: bool) -> None:
-    """Run netwatch on a built-in simulated network on loopback (temporary SQLite database)."""
+@click.option("--prometheus", is_flag=True, help="Also run Prometheus (if on PATH) scraping the demo.")
+@click.option(
+    "--fault-period",
+    type=click.FloatRange(min=0),
+    default=240.0,
+    show_default=True,
+    help="Seconds in the simulated-fault schedule's period (0: no simulated faults).",
+)
+def demo(listen: str, keep_db: bool, prometheus: bool, fault_period: float) -> None:
+    """Run netwatch on a built-in simulated network on loopback: ICMP, simulated SNMP agents (snmpsim,
+    with the demo extra) and simulated faults, with a temporary SQLite database."""
     from netwatch.demo import run_demo
 
-    sys.exit(run_demo(listen=listen, keep_db=keep_db))
+    sys.exit(run_demo(listen=listen, keep_db=keep_db, prometheus=prometheus, fault_period=fault_period))
 
 
 @main.command()
 @click.argument("config_path", type=click.Path(dir_okay=False, path_type=Path))
 def check(config_path: Path) -> None:
-    """Validate an inventory: exit 0, or 2 with one ``file:line: field: message`` line per error."""
+    """Validate an inventory: exit 0, or 2 with one ``file:line: field: message`` line per error.
+
+    Weak security settings (community public, MD5/DES, noAuthNoPriv, mail without TLS) are printed
+    as ``warning: file:line: field: message`` lines on standard error; alone they still exit 0."""
     from netwatch.config import check_inventory, load_inventory
+    from netwatch.config.warnings import weak_settings
 
     issues = check_inventory(config_path)
     if issues:
@@ -125,6 +222,8 @@ def check(config_path: Path) -> None:
             click.echo(str(issue), err=True)
         sys.exit(2)
     inventory = load_inventory(config_path)
+    for warning in weak_settings(inventory):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"{config_path}: ok — {len(inventory.sites)} sites, {len(inventory.devices)} devices, "
         f"{len(inventory.jobs)} polls"
@@ -330,24 +429,55 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str:
     return "—" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _silent_shards(runs: list[dict[str, Any]], zone: ZoneInfo) -> tuple[int, dict[int, str]]:
+    """The shard count of the newest run, and why each shard of that count is not measuring now."""
+    from netwatch.daemon import HEARTBEAT_SECONDS
+    from netwatch.sharding import parse_shard
+
+    if not runs:
+        return 1, {}
+    count = parse_shard(runs[0]["shard"])[1] if "/" in runs[0]["shard"] else 1
+    latest = {parse_shard(r["shard"])[0]: r for r in runs if r["shard"].endswith(f"/{count}")}
+    expired = datetime.now(UTC) - timedelta(seconds=3 * HEARTBEAT_SECONDS)
+    silent: dict[int, str] = {}
+    for index in range(count):
+        run = latest.get(index)
+        if run is None:
+            silent[index] = f"shard {index}/{count} has never run"
+        elif run["stopped_at"] is not None:
+            silent[index] = f"shard {index}/{count} stopped at {_local(run['stopped_at'], zone)}"
+        elif run["heartbeat_at"] < expired:
+            silent[index] = (
+                f"shard {index}/{count} dead: no heartbeat since {_local(run['heartbeat_at'], zone)}"
+            )
+    return count, silent
+
+
 @main.command()
 @db_option
 @tz_option
 def status(db_url: str, tz_name: str) -> None:
     """Site states as a tree by district, from the database (works beside running daemons)."""
+    from netwatch.sharding import district_key, shard_of_district
     from netwatch.storage import repository
 
     zone = ZoneInfo(tz_name)
     engine = _engine(db_url)
     try:
         rows = repository.site_overview(engine)
+        count, silent = _silent_shards(repository.shard_runs(engine), zone)
     finally:
         engine.dispose()
+    codes = {r["code"] for r in rows}
+    for row in rows:  # a site whose shard is not measuring: its last state is stale, not current
+        row["shard"] = shard_of_district(district_key(row["district"], codes), count)
+        if row["shard"] in silent:
+            row["state"], row["cause"] = "unknown", silent[row["shard"]]
     if not rows:
         raise click.ClickException("no sites in this database: has netwatch run against it?")
     names = {row["code"]: row["name"] for row in rows}
     table = Table(title=f"Site states ({tz_name})")
-    for column in ("site", "name", "state", "since", "cause"):
+    for column in ("site", "name", "state", "since", "cause", *(("shard",) if count > 1 else ())):
         table.add_column(column)
     counts: dict[str, int] = {}
     district = None
@@ -356,7 +486,7 @@ def status(db_url: str, tz_name: str) -> None:
             district = row["district"]
             table.add_section()
             if district not in names:  # province-level sites: no district site heads them
-                table.add_row(f"[bold]{district}[/bold]", "", "", "", "")
+                table.add_row(f"[bold]{district}[/bold]", *[""] * (len(table.columns) - 1))
         state = row["state"] or "unknown"
         counts[state] = counts.get(state, 0) + 1
         head = row["code"] == district
@@ -366,10 +496,13 @@ def status(db_url: str, tz_name: str) -> None:
             f"[{STATE_STYLES.get(state, '')}]{state}[/]",
             _local(row["since"], zone),
             row["cause"] or "",
+            *((f"{row['shard']}/{count}",) if count > 1 else ()),
         )
     console = Console()
     console.print(table)
     console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for reason in silent.values():
+        console.print(f"[bold red]{reason}[/]: its sites are unknown until it returns")
 
 
 @main.group(invoke_without_command=True)
@@ -454,6 +587,7 @@ _WHEN = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 @db_option
 def db_rollup(start: datetime, end: datetime, tz_name: str, db_url: str) -> None:
     """Rebuild the 5-minute and hourly rollups of a time range from the raw samples still kept."""
+    from netwatch.reports.progress import ProgressBar
     from netwatch.storage.rollups import rebuild
 
     zone = ZoneInfo(tz_name)
@@ -462,7 +596,8 @@ def db_rollup(start: datetime, end: datetime, tz_name: str, db_url: str) -> None
         raise click.BadParameter("--to must be after --from", param_hint="--to")
     engine = _engine(db_url)
     try:
-        result = rebuild(engine, first, last)
+        with ProgressBar("Rebuilding rollups") as bar:
+            result = rebuild(engine, first, last, on_batch=bar)
     finally:
         engine.dispose()
     for name, rows in result.rows.items():
@@ -575,6 +710,7 @@ def report_availability(
 
     from netwatch.errors import StorageError
     from netwatch.reports.availability import compute, load_month, month_bounds
+    from netwatch.reports.progress import ProgressBar
     from netwatch.reports.render import render_availability
 
     _need_file_for_xlsx(fmt, output)
@@ -583,12 +719,17 @@ def report_availability(
         raise click.BadParameter(f"{month} has not begun yet in {tz_name}", param_hint="--month")
     engine = _engine(db_url)
     try:
-        with Console(stderr=True).status(f"Computing availability for {month}…"):
+        with Console(stderr=True).status(f"Reading {month}…"):
             data = load_month(engine, month, tz_name, site=site, district=district)
-            if not data.sites:
-                what = " and ".join(f"{k} {v!r}" for k, v in (("site", site), ("district", district)) if v)
-                raise click.ClickException(f"no sites in this database{' for ' + what if what else ''}")
-            body = render_availability(compute(data, now), fmt, lang)  # type: ignore[arg-type]
+        if not data.sites and site is not None:
+            raise click.BadParameter(f"no site has code {site!r}", param_hint="--site")
+        if not data.sites and district is not None:
+            raise click.BadParameter(f"no district has code {district!r}", param_hint="--district")
+        if not data.sites:
+            raise click.ClickException("no sites in this database: has netwatch run against it?")
+        with ProgressBar(f"Computing availability for {month}") as bar:
+            report = compute(data, now, progress=bar)
+        body = render_availability(report, fmt, lang)  # type: ignore[arg-type]
     except (StorageError, SQLAlchemyError) as exc:
         raise click.ClickException(f"cannot read the database: {exc.__class__.__name__}: {exc}") from None
     finally:
@@ -629,6 +770,7 @@ def report_bandwidth(
     from netwatch.errors import ConfigError, StorageError
     from netwatch.reports.bandwidth import bandwidth_report, links_from_inventory
     from netwatch.reports.bandwidth_render import render_bandwidth
+    from netwatch.reports.progress import ProgressBar
 
     _need_file_for_xlsx(fmt, output)
     links, policy = None, None
@@ -642,9 +784,17 @@ def report_bandwidth(
         links, policy = links_from_inventory(inventory), inventory.retention
     engine = _engine(db_url)
     try:
-        result = bandwidth_report(
-            engine, month, tz=tz_name, links=links, site=site, district=district, policy=policy
-        )
+        with ProgressBar(f"Computing bandwidth for {month}") as bar:
+            result = bandwidth_report(
+                engine,
+                month,
+                tz=tz_name,
+                links=links,
+                site=site,
+                district=district,
+                policy=policy,
+                progress=bar,
+            )
     except (StorageError, SQLAlchemyError) as exc:
         raise click.ClickException(f"cannot read the database: {exc.__class__.__name__}: {exc}") from None
     finally:

@@ -8,19 +8,24 @@ exit 0; SIGHUP reloads the inventory, keeping the old one if the new one is inva
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import os
 import signal
 import socket
+import time
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from collectors import REGISTRY, CollectContext
+from collectors import REGISTRY, CollectContext, CollectorSpec
 from collectors.icmp import IcmpEngine, IcmpPermissionError
 from collectors.snmp.collector import SnmpResources, open_snmp_resources
 from netwatch import __version__
@@ -28,29 +33,51 @@ from netwatch.alerting import Dispatcher
 from netwatch.config import load_inventory
 from netwatch.config.inventory import Inventory, Job
 from netwatch.config.snmp import snmp_credentials
+from netwatch.config.warnings import weak_settings
 from netwatch.errors import ConfigError, MigrationError
 from netwatch.exporter import make_registry
+from netwatch.health import TargetHealth
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder, restore_health
+from netwatch.reports.availability import compute, load_month
 from netwatch.scheduler import PollScheduler
 from netwatch.sentstore import SqlSentStore
+from netwatch.sharding import external_parents, owned_devices, owned_sites, parse_shard, shard_of_site
+from netwatch.sitehealth import SiteState
 from netwatch.sites import SiteTracker
-from netwatch.state import LatestState
+from netwatch.state import LatestState, MonthFigures
 from netwatch.storage import migrate, repository
 from netwatch.storage.engine import create_engine_for
+from netwatch.storage.locks import exclusive, run_once_per_period
+from netwatch.storage.spool import DEFAULT_SPOOL_MAX_BYTES, spool_for
 from netwatch.storage.writer import BatchWriter
 from netwatch.web import WebServer, parse_listen
+from netwatch.web.webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 15.0
+
+def _seconds_from_env(name: str, default: float) -> float:
+    # Tests shorten these (a sharded run's heartbeat expiry, a history period) without a config knob.
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+HEARTBEAT_SECONDS = _seconds_from_env("NETWATCH_HEARTBEAT_SECONDS", 15.0)
+SHARD_SILENT_SECONDS = 3 * HEARTBEAT_SECONDS
+"""A shard whose latest run has not heartbeaten for this long is taken for dead (as ``status`` does)."""
 TICK_SECONDS = 1.0
 NOTIFICATION_MEMORY = timedelta(days=7)
 """How far back sent notifications are remembered across a restart (longer than any repeat interval)."""
 SHUTDOWN_GRACE_SECONDS = 10.0
-HISTORY_SECONDS = 300.0
-"""How often rollups and retention run."""
+HISTORY_SECONDS = _seconds_from_env("NETWATCH_HISTORY_SECONDS", 300.0)
+"""How often rollups and retention run (once per period across all shards, on wall-clock boundaries)."""
 HISTORY_MAX_BATCHES = 48
+MONTH_FIGURES_SECONDS = 60.0
+"""How often this month's availability per site is computed for the exporter."""
+MONTH_FIGURES_FIRST_SECONDS = HEARTBEAT_SECONDS + 5.0
+"""Delay before the first computation: until the first heartbeat the report counts this run's time
+as unknown (not measured), which leaves no availability to show."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +89,29 @@ class DaemonOptions:
     listen: str = "127.0.0.1:9555"
     instance: str = socket.gethostname()
     shard: str = "0/1"
+    web_security: WebSecurity | None = None
+    """TLS, basic auth and headers for the HTTP endpoint (``--web-config``), loaded by the caller."""
+    spool_dir: Path | None = None
+    """Where rows wait on disk while the database is away (None: beside the SQLite file or in
+    ``$STATE_DIRECTORY``; see :func:`netwatch.storage.spool.default_spool_dir`)."""
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    """Bound of the disk spool; 0 disables it."""
+    queue_max_rows: int = 200_000
+    """Rows held in memory for the database before they go to the spool (or are dropped)."""
 
 
 class Daemon:
     """One running netwatch."""
 
-    def __init__(self, options: DaemonOptions, inventory: Inventory) -> None:
+    def __init__(
+        self,
+        options: DaemonOptions,
+        inventory: Inventory,
+        registry: Mapping[str, CollectorSpec[Any]] | None = None,
+    ) -> None:
         self.options = options
+        # Collector kinds by name; the demo passes REGISTRY with its simulated-fault wrappers.
+        self.registry = REGISTRY if registry is None else registry
         self.state = LatestState(inventory=inventory)
         self.ctx = CollectContext()
         self._stop = asyncio.Event()
@@ -78,31 +121,58 @@ class Daemon:
         self._scheduler: PollScheduler | None = None
         self._web: WebServer | None = None
         self._run_row: dict[str, Any] = {}
-        self._resume: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        self._resume: tuple[dict[str, Any], dict[str, Any], dict[Any, Any]] = ({}, {}, {})
         self._dispatcher: Dispatcher | None = None
         self._sent: dict[str, datetime] = {}
+        self.shard = parse_shard(options.shard)
+        self._owned_sites: frozenset[str] | None = None
+        self._owned_devices: frozenset[str] | None = None
+        self._parent_devices: frozenset[str] = frozenset()
+        self._parents_seen: dict[str, datetime] = {}
+        self._parents_silenced: set[str] = set()
+        self._apply_shard(inventory)
         self.ready = asyncio.Event()
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or :meth:`stop`); return the exit code."""
         engine = self._engine = create_engine_for(self.options.db_url)
         await asyncio.to_thread(self._prepare_database, engine)
-        writer = self._writer = BatchWriter(engine)
+        opts = self.options
+        spool = spool_for(
+            opts.db_url, opts.spool_dir, opts.spool_max_bytes, opts.shard, os.environ.get("STATE_DIRECTORY")
+        )
+        writer = self._writer = BatchWriter(engine, max_queue=opts.queue_max_rows, spool=spool)
         writer.start()
         await self._open_collectors()
         recorder = self._recorder = PollRecorder(writer, self._run_row["run_id"], self.state.inventory)
         await self._start_alerting(self.state.inventory)
+        _log_weak_settings(self.state.inventory)
         tracker = self._tracker = SiteTracker(
-            self.state.inventory, writer, self._run_row["run_id"], statuses=self.state.sites, notify=self
+            self.state.inventory,
+            writer,
+            self._run_row["run_id"],
+            statuses=self.state.sites,
+            notify=self,
+            owned=self._owned_sites,
         )
         tracker.resume(*self._resume)
         if self._dispatcher is not None:
             self._dispatcher.resume(self.state.sites)
-        pipeline = Pipeline(REGISTRY, self.ctx, self.state, [recorder, tracker])
+        pipeline = Pipeline(self.registry, self.ctx, self.state, [recorder, tracker])
         self._pipeline = pipeline
-        scheduler = self._scheduler = PollScheduler(self._run_job, on_misfire=self._count_misfire)
+        scheduler = self._scheduler = PollScheduler(
+            self._run_job, on_misfire=self._count_misfire, on_clock_step=self._count_clock_step
+        )
         host, port = parse_listen(self.options.listen)
-        self._web = WebServer(make_registry(self.state, writer), self._health, host, port, engine, self.state)
+        self._web = WebServer(
+            make_registry(self.state, writer),
+            self._health,
+            host,
+            port,
+            engine,
+            self.state,
+            security=self.options.web_security,
+        )
         await self._web.start()
         self._install_signals()
         scheduler.sync(self._active_jobs(self.state.inventory))
@@ -110,6 +180,8 @@ class Daemon:
         heartbeat = asyncio.create_task(self._heartbeat())
         ticker = asyncio.create_task(self._tick())
         history = asyncio.create_task(self._history(engine))
+        parents = asyncio.create_task(self._parents_elsewhere(engine))
+        month_figures = asyncio.create_task(self._month_figures(engine))
         log.info(
             "netwatch %s running: %d jobs, metrics on http://%s:%d/metrics",
             __version__,
@@ -124,6 +196,8 @@ class Daemon:
             heartbeat.cancel()
             ticker.cancel()
             history.cancel()
+            parents.cancel()
+            month_figures.cancel()
             await self._shutdown()
         return 0
 
@@ -140,8 +214,12 @@ class Daemon:
             raise MigrationError(
                 "the database schema is not at this netwatch's version: run `netwatch db upgrade --db URL` first"
             )
-        repository.sync_inventory(engine, self.state.inventory)
-        self._resume = (repository.load_site_states(engine), repository.open_outages(engine))
+        sync_inventory(engine, self.state.inventory)
+        self._resume = (
+            repository.load_site_states(engine),
+            repository.open_outages(engine),
+            repository.open_link_outages(engine),
+        )
         self._sent = repository.notifications_sent(engine, datetime.now(UTC) - NOTIFICATION_MEMORY)
         jobs = {(j.target.key, j.kind): j for j in self.state.inventory.jobs}
         for key, row in repository.load_target_states(engine).items():
@@ -175,7 +253,32 @@ class Daemon:
             self.ctx.set("snmp", open_snmp_resources(snmp_credentials(self.state.inventory.credentials)))
 
     def _active_jobs(self, inventory: Inventory) -> list[Job]:
-        return [job for job in inventory.jobs if job.kind not in self.state.disabled_kinds]
+        owned = self._owned_devices
+        return [
+            job
+            for job in inventory.jobs
+            if job.kind not in self.state.disabled_kinds and (owned is None or job.target.key in owned)
+        ]
+
+    def _apply_shard(self, inventory: Inventory) -> None:
+        """Work out what this shard owns in ``inventory``, and which other shards' devices it reads."""
+        index, count = self.shard
+        if count == 1:
+            return
+        self._owned_sites = self.state.owned_sites = owned_sites(inventory, self.shard)
+        self._owned_devices = self.state.owned_devices = owned_devices(inventory, self.shard)
+        parents = external_parents(inventory, self.shard)
+        self._parent_devices = frozenset(n for n, d in inventory.devices.items() if d.site in parents)
+        log.info(
+            "shard %d/%d owns %d of %d sites and %d of %d devices; reads %d parent sites of other shards",
+            index,
+            count,
+            len(self._owned_sites),
+            len(inventory.sites),
+            len(self._owned_devices),
+            len(inventory.devices),
+            len(parents),
+        )
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -223,15 +326,89 @@ class Daemon:
             await asyncio.sleep(TICK_SECONDS)
             self._tracker.tick(datetime.now(UTC))
 
+    async def _parents_elsewhere(self, engine: Engine) -> None:
+        """Every tick: the ICMP health other shards wrote for the parent devices this shard's sites
+        hang from, fed to the site engine as if polled here (so holds and suppression work alike);
+        while the owning shard is silent, those parents are UNKNOWN rather than their last state."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            devices = self._parent_devices
+            if not devices:
+                continue
+            try:
+                rows = await asyncio.to_thread(repository.load_target_states, engine, devices)
+                runs = await asyncio.to_thread(repository.shard_runs, engine)
+            except Exception:  # a database hiccup must not stop polling; the next tick retries
+                log.exception("could not read the parent devices' states written by other shards")
+                continue
+            now = datetime.now(UTC)
+            live = repository.live_shards(runs, self.shard[1], now - timedelta(seconds=SHARD_SILENT_SECONDS))
+            self.feed_parents(rows, live, now)
+
+    def feed_parents(
+        self, rows: Mapping[tuple[str, str], Mapping[str, Any]], live: frozenset[int], now: datetime
+    ) -> None:
+        """Feed the parent devices' persisted ICMP health (``rows`` by (device, kind)) to the site
+        engine; a parent site whose shard is not in ``live`` becomes UNKNOWN instead."""
+        inventory = self.state.inventory
+        for job in inventory.jobs:
+            device = job.target.key
+            if device not in self._parent_devices or job.kind != "icmp":
+                continue
+            site = inventory.site_of_device(device)
+            # Not the job's own state: this shard does not export another shard's device.
+            health = TargetHealth(rules=site.rules)
+            if shard_of_site(inventory, site.code, self.shard[1]) not in live:
+                if device in self._parents_silenced:
+                    continue
+                self._parents_silenced.add(device)
+                self._parents_seen.pop(device, None)
+                self._silence_parent(site.code, device, now)
+                continue
+            row = rows.get((device, job.kind))
+            if row is None or self._parents_seen.get(device) == row["updated_at"]:
+                continue
+            self._parents_silenced.discard(device)
+            self._parents_seen[device] = row["updated_at"]
+            restore_health(health, row)
+            at = row.get("last_poll_at") or row["updated_at"]
+            self._tracker.handle(self._tracker.engine.on_target(device, job.kind, health, at))
+
+    def _silence_parent(self, site: str, device: str, now: datetime) -> None:
+        # Its last known state is stale: the site is unmeasured (UNKNOWN) until a round of its
+        # devices newer than now is read, and a failing dependent is held, then UNKNOWN, never DOWN.
+        log.warning("the shard owning parent site %s is silent: treating %s as unknown", site, device)
+        self._tracker.handle(self._tracker.engine.set_measured(site, False, now))
+
     def _count_misfire(self, job_key: str) -> None:
         self.state.misfires_total += 1
 
+    def _count_clock_step(self, step: float) -> None:
+        self.state.clock_steps_total += 1
+
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            # No coarser than a round: after a kill -9 the report's unknown time (from the last
+            # heartbeat to the next start) is then the dead time to within one round.
+            intervals = [job.params.interval for job in self.state.inventory.jobs]
+            await asyncio.sleep(max(1.0, min([HEARTBEAT_SECONDS, *intervals])))
             self._run_row["heartbeat_at"] = datetime.now(UTC)
             if self._writer is not None:
                 self._writer.put("instance_runs", dict(self._run_row))
+
+    async def _month_figures(self, engine: Engine) -> None:
+        """Every minute: this month's availability per site, computed in a worker thread exactly as
+        the report computes it, swapped into the state whole for the exporter."""
+        await asyncio.sleep(MONTH_FIGURES_FIRST_SECONDS)
+        while True:
+            try:
+                tz = self.state.inventory.timezone
+                self.state.month_figures = await asyncio.to_thread(
+                    month_figures, engine, tz, datetime.now(UTC), self._owned_sites
+                )
+            except Exception:  # a failing database must not stop polling; the next run retries
+                log.exception("this month's availability could not be computed")
+            await asyncio.sleep(MONTH_FIGURES_SECONDS)
 
     async def _history(self, engine: Engine) -> None:
         """Every few minutes: rollups, then retention, in a worker thread (never on the event loop)."""
@@ -246,9 +423,24 @@ class Daemon:
             apply_retention(engine, policy, now)
 
         while True:
-            await asyncio.sleep(HISTORY_SECONDS)
+            # Wall-clock periods: every shard wakes for the same period, the first to take the lock
+            # runs it, the others find it done (``singleton_runs``).
+            now = time.time()
+            boundary = (now // HISTORY_SECONDS + 1) * HISTORY_SECONDS
+            await asyncio.sleep(boundary - now)
+            period = datetime.fromtimestamp(boundary, UTC)
+            policy = self.state.inventory.retention or RetentionPolicy()
             try:
-                await asyncio.to_thread(maintain, self.state.inventory.retention or RetentionPolicy())
+                ran = await asyncio.to_thread(
+                    run_once_per_period,
+                    engine,
+                    "history",
+                    period,
+                    functools.partial(maintain, policy),
+                    instance=self.options.instance,
+                    run_id=self._run_row["run_id"],
+                )
+                log.debug("history upkeep for %s: %s", period, "ran here" if ran else "done elsewhere")
             except Exception:  # history upkeep must never stop the daemon; the next run retries
                 log.exception("rollups or retention failed")
 
@@ -274,6 +466,9 @@ class Daemon:
             for issue in exc.issues:
                 log.error("reload rejected, keeping the running inventory: %s", issue)
             return False
+        _log_weak_settings(inventory)
+        self._apply_shard(inventory)
+        self._tracker.owned = self._owned_sites
         self.state.replace_inventory(inventory)
         self._recorder.inventory = inventory
         self._tracker.replace_inventory(inventory, datetime.now(UTC))
@@ -293,7 +488,7 @@ class Daemon:
                 changed,
             )
         if self._engine is not None:
-            await asyncio.to_thread(repository.sync_inventory, self._engine, inventory)
+            await asyncio.to_thread(sync_inventory, self._engine, inventory)
         self.state.config_last_reload_successful = True
         return True
 
@@ -321,8 +516,10 @@ class Daemon:
             now = datetime.now(UTC)
             self._writer.put("instance_runs", {**self._run_row, "heartbeat_at": now, "stopped_at": now})
             await asyncio.to_thread(self._writer.stop)
-            if self._writer.queue_length:
-                log.error("%d rows could not be written before exit", self._writer.queue_length)
+            # Rows in the spool are not lost: the next start writes them.
+            unsaved = self._writer.queue_length - self._writer.spool_rows
+            if unsaved:
+                log.error("%d rows could not be written before exit", unsaved)
         if self._engine is not None:
             self._engine.dispose()
         writer = self._writer
@@ -332,6 +529,36 @@ class Daemon:
             writer.written_total if writer else 0,
             writer.dropped_total if writer else 0,
         )
+
+
+def month_figures(
+    engine: Engine, tz: str, now: datetime, owned: frozenset[str] | None = None
+) -> dict[str, MonthFigures]:
+    """Each site's local month to date in ``tz`` (availability and DOWN seconds), as the report has it;
+    with ``owned`` (``--shard``) only those sites, the others being another shard's to compute and export."""
+    month = now.astimezone(ZoneInfo(tz)).strftime("%Y-%m")
+    data = load_month(engine, month, tz)
+    if owned is not None:
+        data = dataclasses.replace(data, sites=tuple(s for s in data.sites if s.code in owned))
+    report = compute(data, now)
+    return {
+        row.site.code: MonthFigures(
+            month, row.figures.availability, row.figures[SiteState.DOWN].total_seconds()
+        )
+        for row in report.rows
+    }
+
+
+def sync_inventory(engine: Engine, inventory: Inventory) -> None:
+    """Upsert the inventory at start and on reload, one instance at a time: shards upserting the
+    same rows at once would deadlock or fail on unique keys."""
+    with exclusive(engine, "sync_inventory"):
+        repository.sync_inventory(engine, inventory)
+
+
+def _log_weak_settings(inventory: Inventory) -> None:
+    for issue in weak_settings(inventory):
+        log.warning("weak setting: %s", issue)
 
 
 async def run_daemon(options: DaemonOptions) -> int:

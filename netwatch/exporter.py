@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from collectors.base import CollectResult
-from netwatch.config.inventory import link_interfaces
+from netwatch.config.inventory import Site, link_interfaces
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
 from netwatch.state import JobState, LatestState
@@ -45,6 +45,9 @@ class StorageStats(Protocol):
     @property
     def dropped_total(self) -> int: ...
 
+    @property
+    def spool_bytes(self) -> int: ...
+
 
 class NetwatchCollector(Collector):
     """Yields every netwatch metric family from a :class:`LatestState`."""
@@ -60,7 +63,9 @@ class NetwatchCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Metric families for one scrape."""
-        jobs = list(self._state.jobs.values())
+        # A shard holds other shards' jobs too (restored health, reloads): export only its own.
+        owned = self._state.owned_devices
+        jobs = [j for j in list(self._state.jobs.values()) if owned is None or j.job.target.key in owned]
         yield from self._poll_families(jobs)
         yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"])
         yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"])
@@ -179,7 +184,7 @@ class NetwatchCollector(Collector):
             "Names of a site, to join on (value 1).",
             labels=["site", "district", "province", "name", "kind", "parent"],
         )
-        for site in inventory.sites.values():
+        for site in self._owned_sites():
             site_info.add_metric(
                 [site.code, site.district, inventory.province.code, site.name, site.kind, site.parent or ""],
                 1.0,
@@ -190,13 +195,23 @@ class NetwatchCollector(Collector):
             labels=["site", "district", "device", "address", "role", "sysname", "sysdescr"],
         )
         system = self._system_info()
+        owned = self._state.owned_devices
         for device in inventory.devices.values():
+            if owned is not None and device.name not in owned:
+                continue
             site = inventory.sites[device.site]
             sysname, sysdescr = system.get(device.name, ("", ""))
             device_info.add_metric(
                 [site.code, site.district, device.name, device.address, device.role, sysname, sysdescr], 1.0
             )
         yield from (site_info, device_info)
+
+    def _owned_sites(self) -> list[Site]:
+        """The sites this instance exports: with ``--shard K/N`` its own, so that Prometheus
+        scraping every shard gets one series per site."""
+        owned = self._state.owned_sites
+        sites = self._state.inventory.sites.values()
+        return [site for site in sites if owned is None or site.code in owned]
 
     def _system_info(self) -> dict[str, tuple[str, str]]:
         out: dict[str, tuple[str, str]] = {}
@@ -218,15 +233,31 @@ class NetwatchCollector(Collector):
             "1 while the site changes state too often (a flag beside the state).",
             labels=["site", "district"],
         )
+        availability = GaugeMetricFamily(
+            "netwatch_site_availability_ratio",
+            "Availability month to date (local month), computed as the monthly report does.",
+            labels=["site", "district", "period"],
+        )
+        downtime = GaugeMetricFamily(
+            "netwatch_site_downtime_seconds",
+            "Seconds DOWN month to date (local month), as the monthly report counts them.",
+            labels=["site", "district", "period"],
+        )
         statuses = dict(self._state.sites)
-        for site in self._state.inventory.sites.values():
+        months = self._state.month_figures
+        for site in self._owned_sites():
             status = statuses.get(site.code) or SiteStatus()
             labels = [site.code, site.district]
             site_up.add_metric(labels, 1.0 if status.state in (SiteState.UP, SiteState.DEGRADED) else 0.0)
             for name in SiteState:
                 site_state.add_metric([*labels, name.value], 1.0 if status.state is name else 0.0)
             flapping.add_metric(labels, 1.0 if status.flapping else 0.0)
-        yield from (site_up, site_state, flapping)
+            month = months.get(site.code)
+            if month is not None:
+                if month.availability is not None:
+                    availability.add_metric([*labels, "month"], month.availability)
+                downtime.add_metric([*labels, "month"], month.down_seconds)
+        yield from (site_up, site_state, flapping, availability, downtime)
 
     def _self_families(self) -> Iterator[Metric]:
         state = self._state
@@ -251,6 +282,11 @@ class NetwatchCollector(Collector):
             "netwatch_poll_misfires",
             "Poll slots skipped (the previous run still going, or the loop stalled).",
             value=state.misfires_total,
+        )
+        yield CounterMetricFamily(
+            "netwatch_clock_steps",
+            "Wall-clock steps seen (NTP or an operator setting the clock); each one realigned all polls.",
+            value=state.clock_steps_total,
         )
         yield GaugeMetricFamily(
             "netwatch_config_last_reload_successful",
@@ -286,6 +322,11 @@ class NetwatchCollector(Collector):
                 "netwatch_samples_dropped",
                 "Rows dropped because the write queue was full.",
                 value=self._storage.dropped_total,
+            )
+            yield GaugeMetricFamily(
+                "netwatch_storage_spool_bytes",
+                "Bytes of rows waiting on disk for the database (the spool).",
+                value=self._storage.spool_bytes,
             )
 
 

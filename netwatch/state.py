@@ -59,6 +59,16 @@ class LagHistogram:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class MonthFigures:
+    """One site's month to date as the availability report computes it, kept for the exporter."""
+
+    month: str
+    availability: float | None
+    """(up + degraded) ÷ (period − maintenance − unknown); None when nothing could be judged."""
+    down_seconds: float
+
+
 @dataclass(slots=True)
 class LatestState:
     """Every job's state plus netwatch's own counters."""
@@ -70,10 +80,18 @@ class LatestState:
     polls_total: int = 0
     polls_late_total: int = 0
     misfires_total: int = 0
+    clock_steps_total: int = 0
+    """Wall-clock steps the scheduler's watchdog saw (each one realigned every job)."""
     config_last_reload_successful: bool = True
     disabled_kinds: dict[str, str] = field(default_factory=dict)
     sites: dict[str, SiteStatus] = field(default_factory=dict)
     notifications_failed: Mapping[str, int] = field(default_factory=dict)
+    month_figures: Mapping[str, MonthFigures] = field(default_factory=dict)
+    """This month's figures per site code, replaced whole by the daemon's periodic computation."""
+    owned_sites: frozenset[str] | None = None
+    """Sites this instance exports (``--shard``: its own); None: every site of the inventory."""
+    owned_devices: frozenset[str] | None = None
+    """Devices this instance exports (``--shard``: those it polls); None: every device."""
 
     def job_state(self, job: Job) -> JobState:
         """The state of ``job``, created on first use with the rules of its site."""

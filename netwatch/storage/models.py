@@ -37,12 +37,15 @@ __all__ = [
     "Interface",
     "InterfaceRollup",
     "InterfaceSample",
+    "LinkOutage",
     "NotificationSent",
     "Outage",
     "OutageAnnotation",
     "Poll",
     "RollupProgress",
+    "SingletonRun",
     "Site",
+    "SiteLink",
     "SiteState",
     "TargetState",
     "UTCDateTime",
@@ -384,3 +387,59 @@ class RollupProgress(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     done_until: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SiteLink(Base):
+    """A site's links as the inventory lists them (mirrored like ``sites``), so reports know which
+    sites have several links and what each is called."""
+
+    __tablename__ = "site_links"
+    __table_args__ = _UPSERT
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    link: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    device: Mapped[str] = mapped_column(String(255))
+    interface: Mapped[str | None] = mapped_column(String(255))
+    contracted_bps: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class LinkOutage(Base):
+    """The link ledger: one row per interval one link of a site spent down or degraded, written
+    like ``outages``; ``link`` is the link's stable key (``device`` or ``device/interface``)."""
+
+    __tablename__ = "link_outages"
+    __table_args__ = (
+        UniqueConstraint("site", "link", "state", "started_at"),
+        Index(None, "started_at"),
+        Index(None, "ended_at"),
+        {"info": {"write": "upsert", "upsert_key": ("site", "link", "state", "started_at")}},
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(64))
+    link: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    cause: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    run_id: Mapped[str] = mapped_column(String(36))
+    updated_at: Mapped[datetime]
+
+
+class SingletonRun(Base):
+    """One run of a job that must run once per period across all shards (rollups and retention):
+    taken under a PostgreSQL advisory lock; the unique (name, period_start) makes "once" hold."""
+
+    __tablename__ = "singleton_runs"
+    __table_args__ = (UniqueConstraint("name", "period_start"), _APPEND)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[datetime]
+    instance: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String(36))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -26,7 +26,13 @@ Choices where the specification is silent (also in the module's tests):
   against :data:`DEFAULT_POLL_INTERVAL`. Polls count for the site of their device.
 - **Summaries** (district, province) add seconds, outages and polls over their sites and take the
   ratios of the sums: time-weighted, never an average of ratios. Longest outage is the maximum.
-- **Links.** The ledger has site intervals only, so there are no per-link rows (the report says so).
+- **Links.** A site with more than one link (the ``site_links`` mirror of its ``links:``) gets one
+  row per link under its own, from the link ledger (``link_outages``: each link's down and degraded
+  intervals). A link has no unknown, maintenance or unreachable time of its own: those come from
+  its site (gaps, the site's unknown, maintenance and unreachable intervals, after annotations), and
+  precedence is applied as for a site. Outages, longest, MTTR and MTBF are the same definitions on
+  the link's DOWN intervals. Polls are counted per site only, so a link row has no polls on time and
+  no SLA verdict. Links take no part in the district and province sums.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import bisect
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,9 +52,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
 
+from netwatch.sharding import district_key
 from netwatch.sitehealth import PRECEDENCE, SiteState
-from netwatch.storage.models import Device, Outage, OutageAnnotation, Poll, Site
-from netwatch.storage.repository import monitoring_gaps
+from netwatch.storage.models import Device, LinkOutage, Outage, OutageAnnotation, Poll, Site, SiteLink
+from netwatch.storage.repository import monitoring_gaps, site_monitoring_gaps
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
@@ -58,6 +65,9 @@ __all__ = [
     "AvailabilityReport",
     "Figures",
     "LedgerInterval",
+    "LinkInfo",
+    "LinkInterval",
+    "LinkRow",
     "MonthData",
     "PollCounts",
     "SiteInfo",
@@ -84,12 +94,19 @@ _ZERO = timedelta(0)
 Interval = tuple[datetime, datetime]
 
 
+MIN_YEAR, MAX_YEAR = 1970, 9998
+"""Months a report can name: the Unix era, and never the last representable year (its next month overflows)."""
+
+
 def parse_month(month: str) -> tuple[int, int]:
     """``YYYY-MM`` as (year, month); ValueError saying the expected form otherwise."""
     match = _MONTH.match(month)
     if match is None:
         raise ValueError(f"month {month!r} is not of the form YYYY-MM (e.g. 2026-10)")
-    return int(match.group(1)), int(match.group(2))
+    year = int(match.group(1))
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"month {month!r}: the year must be between {MIN_YEAR} and {MAX_YEAR}")
+    return year, int(match.group(2))
 
 
 def month_bounds(month: str, tz: str) -> tuple[datetime, datetime]:
@@ -126,6 +143,27 @@ class LedgerInterval:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """One of a site's links as the ``site_links`` mirror knows it."""
+
+    site: str
+    link: str
+    name: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInterval:
+    """One link-ledger row (a link of a site down or degraded); ``ended_at`` None while open."""
+
+    site: str
+    link: str
+    state: SiteState
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class AnnotationInForce:
     """The newest annotation of one outage."""
 
@@ -157,6 +195,10 @@ class MonthData:
     annotations: Mapping[int, AnnotationInForce]
     gaps: tuple[Interval, ...]
     polls: Mapping[str, PollCounts]
+    links: Mapping[str, tuple[LinkInfo, ...]] = field(default_factory=dict)
+    link_intervals: tuple[LinkInterval, ...] = ()
+    site_gaps: Mapping[str, tuple[Interval, ...]] = field(default_factory=dict)
+    """Per site, when no live run of its shard measured it (``--shard``); absent: ``gaps``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,14 +274,23 @@ class AnnotatedOutage:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkRow:
+    """One link's line under its site's (sites with more than one link only)."""
+
+    link: LinkInfo
+    figures: Figures
+
+
+@dataclass(frozen=True, slots=True)
 class SiteRow:
-    """One site's line of the report."""
+    """One site's line of the report, with its links' lines where it has several."""
 
     site: SiteInfo
     figures: Figures
     measured: bool
     unreachable_causes: tuple[str, ...]
     annotations: tuple[AnnotatedOutage, ...]
+    links: tuple[LinkRow, ...] = ()
 
     @property
     def sla_met(self) -> bool | None:
@@ -331,8 +382,36 @@ def load_month(
         annotations = _load_annotations(conn, codes, start, end) if codes else {}
         every_site = site is None and district is None
         polls = _load_polls(conn, codes, start, end, every_site=every_site) if codes else {}
+        links = _load_links(conn, codes, start, end) if codes else ({}, ())
+        known = frozenset(conn.execute(select(s.code)).scalars())
     gaps = tuple(monitoring_gaps(engine, start, end))
-    return MonthData(month, tz, sites, intervals, annotations, gaps, polls)
+    keys = {x.code: district_key(x.district, known) for x in sites}
+    site_gaps = {code: tuple(g) for code, g in site_monitoring_gaps(engine, start, end, keys).items()}
+    return MonthData(month, tz, sites, intervals, annotations, gaps, polls, *links, site_gaps=site_gaps)
+
+
+def _load_links(
+    conn: Any, codes: Sequence[str], start: datetime, end: datetime
+) -> tuple[dict[str, tuple[LinkInfo, ...]], tuple[LinkInterval, ...]]:
+    """The links of the sites with more than one, and those links' ledger intervals in the period."""
+    k, o = SiteLink.__table__.c, LinkOutage.__table__.c
+    several = select(k.site).where(k.site.in_(codes)).group_by(k.site).having(func.count() > 1)
+    found: dict[str, list[LinkInfo]] = defaultdict(list)
+    query = select(k.site, k.link, k.name, k.position).where(k.site.in_(several)).order_by(k.site, k.position)
+    for row in conn.execute(query):
+        found[row.site].append(LinkInfo(row.site, row.link, row.name, row.position))
+    if not found:
+        return {}, ()
+    overlapping = and_(o.started_at < end, or_(o.ended_at.is_(None), o.ended_at > start))
+    rows = conn.execute(
+        select(o.site, o.link, o.state, o.started_at, o.ended_at)
+        .where(overlapping, o.site.in_(several))
+        .order_by(o.site, o.link, o.started_at, o.id)
+    )
+    intervals = tuple(
+        LinkInterval(r.site, r.link, SiteState(r.state), r.started_at, r.ended_at) for r in rows
+    )
+    return {site: tuple(links) for site, links in found.items()}, intervals
 
 
 def _overlapping(start: datetime, end: datetime) -> Any:
@@ -513,6 +592,19 @@ def _site_row(
         # cause is prose and is listed with the annotations instead.
         if state is SiteState.UNREACHABLE and interval.cause:
             causes.add(interval.cause)
+    figures = _figures(spans, downs, start, end, polls)
+    links = _link_rows(site, [sp for sp in spans if sp[2] in _FROM_SITE], data, start, end)
+    return SiteRow(site, figures, measured, tuple(sorted(causes)), tuple(annotated), links)
+
+
+_FROM_SITE = (SiteState.UNKNOWN, SiteState.MAINTENANCE, SiteState.UNREACHABLE)
+"""The states a link takes from its site."""
+
+
+def _figures(
+    spans: Iterable[Span], downs: Sequence[Interval], start: datetime, end: datetime, polls: PollCounts
+) -> Figures:
+    """Seconds per prevailing state over [start, end), and the DOWN intervals that keep DOWN time."""
     pieces = _timeline(spans, start, end)
     starts = [p[0] for p in pieces]
     seconds: dict[SiteState, timedelta] = {state: _ZERO for state in PRECEDENCE}
@@ -520,8 +612,31 @@ def _site_row(
         seconds[state] += hi - lo
     lengths = [_overlap_with(pieces, starts, span, SiteState.DOWN) for span in downs]
     lengths = [length for length in lengths if length > _ZERO]
-    figures = Figures(end - start, seconds, len(lengths), max(lengths, default=None), polls)
-    return SiteRow(site, figures, measured, tuple(sorted(causes)), tuple(annotated))
+    return Figures(end - start, seconds, len(lengths), max(lengths, default=None), polls)
+
+
+def _link_rows(
+    site: SiteInfo, inherited: Sequence[Span], data: MonthData, start: datetime, end: datetime
+) -> tuple[LinkRow, ...]:
+    links = data.links.get(site.code, ())
+    if len(links) < 2:
+        return ()
+    own = [i for i in data.link_intervals if i.site == site.code]
+    rows = []
+    for link in links:
+        spans = list(inherited)
+        downs: list[Interval] = []
+        for interval in own:
+            if interval.link != link.link:
+                continue
+            clipped = _clip(interval.started_at, interval.ended_at, start, end)
+            if clipped is None:
+                continue
+            spans.append((*clipped, interval.state))
+            if interval.state is SiteState.DOWN:
+                downs.append(clipped)
+        rows.append(LinkRow(link, _figures(spans, downs, start, end, PollCounts())))
+    return tuple(rows)
 
 
 def _summary(code: str, name: str, rows: Sequence[SiteRow], period: timedelta) -> Summary:
@@ -538,8 +653,11 @@ def _summary(code: str, name: str, rows: Sequence[SiteRow], period: timedelta) -
     return Summary(code, name, len(rows), figures, sum(verdicts), len(verdicts))
 
 
-def compute(data: MonthData, now: datetime) -> AvailabilityReport:
-    """The report for ``data``'s month as of ``now`` (month to date while the month is current).
+def compute(
+    data: MonthData, now: datetime, *, progress: Callable[[int, int], None] | None = None
+) -> AvailabilityReport:
+    """The report for ``data``'s month as of ``now`` (month to date while the month is current);
+    ``progress`` is told (sites computed, sites) after each site.
 
     Raises ValueError for a month that has not begun at ``now``.
     """
@@ -549,15 +667,23 @@ def compute(data: MonthData, now: datetime) -> AvailabilityReport:
         raise ValueError(f"month {data.month} has not begun yet in {data.tz}")
     end = min(month_end, now)
     gaps = [clipped for lo, hi in data.gaps if (clipped := _clip(lo, hi, start, end)) is not None]
+    shard_gaps = {
+        code: [c for lo, hi in spans if (c := _clip(lo, hi, start, end)) is not None]
+        for code, spans in data.site_gaps.items()
+    }
     by_site: dict[str, list[LedgerInterval]] = defaultdict(list)
     for interval in data.intervals:
         by_site[interval.site].append(interval)
     polls_recorded = any(c.total for c in data.polls.values())
     names = {s.code: s.name for s in data.sites}
     ordered = sorted(data.sites, key=lambda s: (s.district, s.code != s.district, s.code))
-    rows = tuple(
-        _site_row(s, by_site.get(s.code, []), data, gaps, start, end, polls_recorded) for s in ordered
-    )
+    computed: list[SiteRow] = []
+    for s in ordered:
+        site_gaps = shard_gaps.get(s.code, gaps)
+        computed.append(_site_row(s, by_site.get(s.code, []), data, site_gaps, start, end, polls_recorded))
+        if progress is not None:
+            progress(len(computed), len(ordered))
+    rows = tuple(computed)
     per_district: dict[str, list[SiteRow]] = defaultdict(list)
     for row in rows:
         per_district[row.site.district].append(row)

@@ -1,5 +1,8 @@
 """The availability report as CSV, XLSX or HTML, in Vietnamese or English.
 
+A site with several links is followed by one row per link (the ``link`` column names it; blank on
+site rows), with the same figure columns and no SLA verdict.
+
 - CSV: one table of site rows; UTF-8 with a BOM so Excel shows diacritics; durations in seconds,
   ratios in percent (dot decimal), blank where a figure does not exist.
 - XLSX: sheets for sites, the province and district summary, and annotations; real numbers with
@@ -18,7 +21,14 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from netwatch.reports.availability import AnnotatedOutage, AvailabilityReport, Figures, SiteRow, Summary
+from netwatch.reports.availability import (
+    AnnotatedOutage,
+    AvailabilityReport,
+    Figures,
+    LinkRow,
+    SiteRow,
+    Summary,
+)
 from netwatch.reports.strings import Lang, month_title, text
 from netwatch.sitehealth import SiteState
 
@@ -70,7 +80,7 @@ FIGURE_COLUMNS: tuple[Column, ...] = (
 )
 """Figures shown for every site and every summary, in order."""
 
-SITE_HEAD = ("col.district", "col.site", "col.name", "col.kind")
+SITE_HEAD = ("col.district", "col.site", "col.name", "col.kind", "col.link")
 SITE_TAIL = ("col.sla_target", "col.sla_met", "col.causes", "col.annotations")
 SUMMARY_HEAD = ("col.scope", "col.sites")
 SUMMARY_TAIL = ("col.sla_met_count",)
@@ -109,7 +119,7 @@ def _note_short(note: AnnotatedOutage, lang: Lang) -> str:
 
 
 def _site_cells(row: SiteRow, lang: Lang) -> tuple[list[Value], list[Value]]:
-    head: list[Value] = [row.site.district, row.site.code, row.site.name, row.site.kind]
+    head: list[Value] = [row.site.district, row.site.code, row.site.name, row.site.kind, ""]
     tail: list[Value] = [
         row.site.sla_target,
         _sla_text(row.sla_met, lang),
@@ -117,6 +127,18 @@ def _site_cells(row: SiteRow, lang: Lang) -> tuple[list[Value], list[Value]]:
         " | ".join(_note_short(n, lang) for n in row.annotations),
     ]
     return head, tail
+
+
+def _link_cells(row: SiteRow, link: LinkRow) -> tuple[list[Value], list[Value]]:
+    head: list[Value] = [row.site.district, row.site.code, row.site.name, row.site.kind, link.link.name]
+    return head, [None, "", "", ""]
+
+
+def _lines(row: SiteRow, lang: Lang) -> list[tuple[Figures, list[Value], list[Value]]]:
+    """The site's line, then its links' lines: (figures, head cells, tail cells)."""
+    lines = [(row.figures, *_site_cells(row, lang))]
+    lines += [(link.figures, *_link_cells(row, link)) for link in row.links]
+    return lines
 
 
 def _scope_name(summary: Summary, lang: Lang) -> str:
@@ -175,12 +197,12 @@ def render_csv(report: AvailabilityReport, lang: Lang) -> bytes:
         + [_csv_heading(k, "ratio" if k == "col.sla_target" else "text", lang) for k in SITE_TAIL]
     )
     for row in report.rows:
-        head, tail = _site_cells(row, lang)
-        writer.writerow(
-            [_csv_value(v, "text") for v in head]
-            + [_csv_value(c.get(row.figures), c.kind) for c in FIGURE_COLUMNS]
-            + [_csv_value(tail[0], "ratio"), *(_csv_value(v, "text") for v in tail[1:])]
-        )
+        for figures, head, tail in _lines(row, lang):
+            writer.writerow(
+                [_csv_value(v, "text") for v in head]
+                + [_csv_value(c.get(figures), c.kind) for c in FIGURE_COLUMNS]
+                + [_csv_value(tail[0], "ratio"), *(_csv_value(v, "text") for v in tail[1:])]
+            )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -262,8 +284,8 @@ def render_xlsx(report: AvailabilityReport, lang: Lang) -> bytes:
     sites = book.create_sheet(text("sheet.sites", lang)[:31])
     rows: list[list[Value]] = []
     for row in report.rows:
-        head, tail = _site_cells(row, lang)
-        rows.append([*head, *(c.get(row.figures) for c in FIGURE_COLUMNS), *tail])
+        for figures, head, tail in _lines(row, lang):
+            rows.append([*head, *(c.get(figures) for c in FIGURE_COLUMNS), *tail])
     site_kinds: list[Kind] = [*_texts(len(SITE_HEAD)), *figure_kinds, "ratio", *_texts(3)]
     xlsx_table(
         sites,
@@ -296,6 +318,7 @@ th,td{border:1px solid #bbb;padding:3px 5px;vertical-align:top}
 th{background:#e8eef5;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.district td{background:#f3f3f3;font-weight:bold}
+tr.link td{color:#333;font-size:.95em} tr.link td:nth-child(5){padding-left:1.2em}
 td.met{color:#176117} td.notmet{color:#a31515;font-weight:bold}
 @media print{body{margin:0;font-size:9pt} h2{page-break-after:avoid}
  thead{display:table-header-group} tr{page-break-inside:avoid} th{background:#ddd !important}}
@@ -365,18 +388,18 @@ def render_html(report: AvailabilityReport, lang: Lang) -> bytes:
             site_rows.append(
                 f'<tr class="district"><td colspan="{width}">{html.escape(names[district])}</td></tr>'
             )
-        head, tail = _site_cells(row, lang)
         met = "" if row.sla_met is None else ("met" if row.sla_met else "notmet")
-        cells = "".join(
-            [
-                _html_cells([(v, "text") for v in head]),
-                _html_cells([(c.get(row.figures), c.kind) for c in FIGURE_COLUMNS]),
-                f'<td class="n">{_html_value(tail[0], "ratio")}</td>',
-                f'<td class="{met}">{_html_value(tail[1], "text")}</td>',
-                *(f"<td>{_html_value(v, 'text')}</td>" for v in tail[2:]),
-            ]
-        )
-        site_rows.append(f"<tr>{cells}</tr>")
+        for index, (figures, head, tail) in enumerate(_lines(row, lang)):
+            cells = "".join(
+                [
+                    _html_cells([(v, "text") for v in head]),
+                    _html_cells([(c.get(figures), c.kind) for c in FIGURE_COLUMNS]),
+                    f'<td class="n">{_html_value(tail[0], "ratio")}</td>',
+                    f'<td class="{met if index == 0 else ""}">{_html_value(tail[1], "text")}</td>',
+                    *(f"<td>{_html_value(v, 'text')}</td>" for v in tail[2:]),
+                ]
+            )
+            site_rows.append(f"<tr>{cells}</tr>" if index == 0 else f'<tr class="link">{cells}</tr>')
     if not report.rows:
         site_rows.append(
             f'<tr><td colspan="{width}">{html.escape(text("availability.no_sites", lang))}</td></tr>'

@@ -25,8 +25,8 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "availability.generated": "Lập lúc",
         "availability.month_to_date": "Tính đến thời điểm lập báo cáo (tháng chưa kết thúc).",
         "availability.links_note": (
-            "Sổ sự cố ghi theo điểm, không theo từng đường truyền: "
-            "số liệu theo từng đường truyền của điểm có nhiều đường truyền không có trong báo cáo này."
+            "Điểm có nhiều đường truyền có thêm một dòng cho mỗi đường truyền (cột Đường truyền): "
+            "thời gian không rõ, bảo trì và không tới được lấy theo điểm; không xét SLA theo đường truyền."
         ),
         "availability.formulas": (
             "Khả dụng = (hoạt động + suy giảm) ÷ (thời gian − bảo trì − không rõ); "
@@ -96,8 +96,8 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "availability.generated": "Generated",
         "availability.month_to_date": "Month to date (the month is not over yet).",
         "availability.links_note": (
-            "The outage ledger records sites, not individual links: per-link figures for sites with "
-            "several links are not part of this report."
+            "A site with several links has one more row per link (Link column): its unknown, "
+            "maintenance and unreachable time is the site's; links have no SLA verdict."
         ),
         "availability.formulas": (
             "Availability = (up + degraded) ÷ (period − maintenance − unknown); "

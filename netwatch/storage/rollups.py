@@ -415,9 +415,16 @@ def roll_up(
 
 
 def rebuild(
-    engine: Engine, start: datetime, end: datetime, *, batch: timedelta = DEFAULT_BATCH
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    batch: timedelta = DEFAULT_BATCH,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> RollupResult:
-    """Recompute every rollup over [start, end) (widened to whole hours) from raw samples.
+    """Recompute every rollup over [start, end) (widened to whole hours) from raw samples;
+    ``on_batch`` is told (batches done, batches in all) after each batch. The total is first the
+    most there can be, and shrinks once a rollup's input turns out to start later.
 
     Each rollup's range starts no earlier than its oldest input still kept (raw samples for 5-minute
     rollups, 5-minute rollups for hourly ones), so a rebuild never wipes rollups whose input retention
@@ -427,14 +434,20 @@ def rebuild(
         raise ValueError("start and end must be timezone-aware")
     lo_hour, hi_hour = floor_to(start, HOUR), ceil_to(end, HOUR)
     result = RollupResult()
-    for name, spec in _specs().items():
+    specs = _specs()
+    # An hourly rollup's input is the 5-minute one rebuilt just before it: its start is known then.
+    most = len(_ranges(lo_hour, hi_hour, batch))
+    total, done = most * len(specs), 0
+    for name, spec in specs.items():
         oldest = _earliest(engine, spec)
-        if oldest is None:
-            continue
-        lo = max(lo_hour, oldest)
-        for a, b in _ranges(lo, hi_hour, batch):
+        ranges = _ranges(max(lo_hour, oldest), hi_hour, batch) if oldest is not None else []
+        total -= most - len(ranges)
+        for a, b in ranges:
             with engine.begin() as conn:
                 result.rows[name] += _replace(conn, spec, a, b)
             result.batches[name] += 1
+            done += 1
+            if on_batch is not None:
+                on_batch(done, total)
     result.done_until.update(progress(engine))
     return result

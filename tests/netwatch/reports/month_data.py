@@ -30,7 +30,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
 
-from netwatch.storage.models import Device, InstanceRun, Outage, OutageAnnotation, Poll, Site
+from netwatch.storage.models import (
+    Device,
+    InstanceRun,
+    LinkOutage,
+    Outage,
+    OutageAnnotation,
+    Poll,
+    Site,
+    SiteLink,
+)
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 MONTH = "2026-10"
@@ -184,3 +193,61 @@ def _run(run_id: str, start: datetime, heartbeat: datetime, stopped: datetime | 
         "heartbeat_at": heartbeat,
         "stopped_at": stopped,
     }
+
+
+# Links (only with populate_links): TK has one link (no link rows), TK-C01 two.
+# VNPT (tkc01-r1/ge-0/0/0), the link ledger:
+#  a. down     09-30 23:00 → 10-01 01:00   3,600 s in the month
+#  b. down     10-10 08:00 → 10:00         08:03–09:30 is the site's unreachable: 180 + 1,800 = 1,980 s
+#  c. degraded 10-12 10:00 → 12:00         7,200 s
+#  d. down     10-20 11:00 → 13:00         12:00–13:00 is the netwatch gap: 3,600 s
+#  e. down     10-25 20:00 → 10-26 08:00   43,200 s (both links down: the site's own outage)
+#  down 52,380 s, 4 outages, longest 43,200; unknown 7,200 and unreachable 5,220 (the site's);
+#  up 2,678,400 − 52,380 − 7,200 − 5,220 − 7,200 = 2,606,400.
+# Viettel (tkc01-r2): down 09-10 → 09-11 (September, ignored); down 10-25 20:00 → 10-26 08:00
+#  (43,200 s); down 10-31 23:30 → open (1,800 s): down 45,000 s, 2 outages, longest 43,200;
+#  up 2,678,400 − 45,000 − 7,200 − 5,220 = 2,620,980.
+LINK_VNPT = "tkc01-r1/ge-0/0/0"
+LINK_VIETTEL = "tkc01-r2"
+
+
+def populate_links(engine: Engine) -> None:
+    """Add the links above to a database :func:`populate` has filled."""
+    links = [
+        ("TK", "tk-r1", "tk-r1", None, 0),
+        ("TK-C01", LINK_VNPT, "VNPT", "ge-0/0/0", 0),
+        ("TK-C01", LINK_VIETTEL, "Viettel", None, 1),
+    ]
+
+    def down(link: str, state: str, start: datetime, end: datetime | None) -> dict[str, Any]:
+        return _outage("TK-C01", state, start, end) | {"link": link}
+
+    ledger = [
+        down(LINK_VNPT, "down", local(9, 30, 23), local(10, 1, 1)),
+        down(LINK_VNPT, "down", local(10, 10, 8), local(10, 10, 10)),
+        down(LINK_VNPT, "degraded", local(10, 12, 10), local(10, 12, 12)),
+        down(LINK_VNPT, "down", local(10, 20, 11), local(10, 20, 13)),
+        down(LINK_VNPT, "down", local(10, 25, 20), local(10, 26, 8)),
+        down(LINK_VIETTEL, "down", local(9, 10, 0), local(9, 11, 0)),
+        down(LINK_VIETTEL, "down", local(10, 25, 20), local(10, 26, 8)),
+        down(LINK_VIETTEL, "down", local(10, 31, 23, 30), None),
+        _outage("TK", "down", local(10, 3, 0), local(10, 3, 1)) | {"link": "tk-r1"},
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(SiteLink),
+            [
+                {
+                    "site": site,
+                    "link": link,
+                    "name": name,
+                    "device": link.split("/")[0],
+                    "interface": interface,
+                    "position": position,
+                    "contracted_bps": None,
+                    "updated_at": STAMP,
+                }
+                for site, link, name, interface, position in links
+            ],
+        )
+        conn.execute(insert(LinkOutage), ledger)

@@ -155,5 +155,5 @@ def test_report_input_errors(db: tuple[str, dict[str, int]], args: tuple[str, ..
 
 def test_report_unknown_site_is_an_error(db: tuple[str, dict[str, int]]) -> None:
     result = netwatch("report", "availability", "--month", "2026-10", "--site", "NOPE", "--db", db[0])
-    assert result.returncode == 1
-    assert "no sites in this database for site 'NOPE'" in result.stderr.decode()
+    assert result.returncode == 2  # a bad argument, like every other input error
+    assert "no site has code 'NOPE'" in result.stderr.decode()

@@ -44,9 +44,17 @@ def test_xlsx_vietnamese_headings_formats_and_values(report: AvailabilityReport,
     assert book.sheetnames == ["Tổng hợp", "Điểm", "Ghi chú sự cố"]
     sites = book["Điểm"]
     headings = [c.value for c in sites[1]]
-    assert headings[:6] == ["Huyện", "Mã điểm", "Tên điểm", "Loại", "Thời gian kỳ", "Hoạt động"]
+    assert headings[:7] == [
+        "Huyện",
+        "Mã điểm",
+        "Tên điểm",
+        "Loại",
+        "Đường truyền",
+        "Thời gian kỳ",
+        "Hoạt động",
+    ]
     assert sites.freeze_panes == "A2"
-    assert sites.auto_filter.ref == "A1:W5"
+    assert sites.auto_filter.ref == "A1:X5"
     rows = {r[1].value: r for r in sites.iter_rows(min_row=2)}
     tk = rows["TK"]
     col = {h: i for i, h in enumerate(headings)}

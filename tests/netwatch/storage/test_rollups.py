@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -173,7 +174,12 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
     assert cursors["interface_1h"] == cursors["icmp_1h"] == T + timedelta(hours=14)
 
     _clear_rollups(migrated)
-    rebuild(migrated, start, start + timedelta(hours=14))
+    steps: list[tuple[int, int]] = []
+    rebuilt = rebuild(migrated, start, start + timedelta(hours=14), on_batch=lambda *step: steps.append(step))
+    # The progress bar's steps: one per batch, in order, ending at the total.
+    assert [done for done, _ in steps] == list(range(1, sum(rebuilt.batches.values()) + 1))
+    assert steps[-1][0] == steps[-1][1]
+    assert all(later[1] <= earlier[1] for earlier, later in itertools.pairwise(steps))
 
     for name in ROLLUP_TABLES:
         assert_same_rows(snapshot(migrated, name), incremental[name])
@@ -191,8 +197,12 @@ def test_rebuild_keeps_rollups_whose_raw_samples_are_gone(migrated: Engine) -> N
     with migrated.begin() as conn:
         conn.execute(delete(samples).where(samples.c.scheduled_at < T + timedelta(hours=1)))
 
-    rebuild(migrated, T - timedelta(days=1), T + timedelta(hours=3))
+    steps: list[tuple[int, int]] = []
+    rebuild(
+        migrated, T - timedelta(days=1), T + timedelta(hours=3), on_batch=lambda *step: steps.append(step)
+    )
 
+    assert steps[-1][0] == steps[-1][1]  # the day without samples shrank the total, not the bar's end
     assert_same_rows(snapshot(migrated, "interface_rollups"), kept)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -99,6 +100,7 @@ def agents(interfaces: int) -> Iterator[None]:
             except subprocess.TimeoutExpired:
                 proc.kill()
             run("ip", "route", "del", ANYIP, "via", NS_ADDR, check=False)
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def inventory(devices: int, icmp_only: int, sites: int) -> dict[str, Any]:
@@ -185,6 +187,8 @@ def main() -> int:
         parser.error("run as root")
     if not 1 <= args.devices <= 8000 or not 0 < args.minutes <= 120:
         parser.error("--devices 1..8000, --minutes up to 120")
+    # A plain SIGTERM would skip the clean-up below and leave the namespace, routes and snmpd behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="nwsoak-"))
     config = work / "inventory.yaml"
     config.write_text(yaml.safe_dump(inventory(args.devices, args.icmp_only, args.sites), allow_unicode=True))
@@ -234,6 +238,7 @@ def main() -> int:
             rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                     for t in ("polls", "icmp_samples", "interface_samples")}  # fmt: skip
     warm = [p for p in timeline if p[0] >= args.warmup] or timeline
+    cpu_total = timeline[-1][1]
     cpu_share = (warm[-1][1] - warm[0][1]) / max(warm[-1][0] - warm[0][0], 1e-9)
     rss_warm, rss_end, rss_peak = warm[0][2], timeline[-1][2], max(p[2] for p in timeline)
     expected_icmp = (args.devices + args.icmp_only) * 6
@@ -242,6 +247,10 @@ def main() -> int:
           f"({args.devices * args.interfaces:,} interfaces, 60 s), {args.devices + args.icmp_only:,} ICMP targets "
           f"(10 s rounds × 5 probes), {args.minutes:g} min")  # fmt: skip
     print(f"  CPU after warm-up:   {cpu_share * 100:.1f} % of one core (aim < 100 %)")
+    # CPU per poll is insensitive to how long the other processes on the machine kept netwatch waiting.
+    print(
+        f"  CPU per poll:        {cpu_total / polls * 1e6 if polls else 0:.0f} µs (whole run incl. warm-up)"
+    )
     print(f"  RSS:                 {rss_warm:.0f} MB after warm-up, {rss_end:.0f} MB at the end, peak {rss_peak:.0f} MB"
           f" (growth {rss_end - rss_warm:+.0f} MB; aim < 500 MB)")  # fmt: skip
     print(f"  poll lag:            p50 ≤ {lag_quantile(metrics, 0.5):g} s, p99 ≤ {lag_quantile(metrics, 0.99):g} s,"
@@ -261,6 +270,8 @@ def main() -> int:
     print("  poll errors:         " + (", ".join(f"{lab} {v:.0f}" for lab, v in errors) or "none"))
     print(f"RESULT soak cpu_core_share={cpu_share:.3f} rss_end_mb={rss_end:.0f} "
           f"on_time={(1 - late / polls) if polls else 0:.5f} dropped={total(metrics, 'netwatch_samples_dropped_total'):.0f}")  # fmt: skip
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"  machine load:        {' '.join(load)} (1/5/15 min, {os.cpu_count()} CPUs)")
     print(f"(work files in {work})")
     return 0
 

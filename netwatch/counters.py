@@ -38,30 +38,33 @@ class CounterBook:
         discontinuities: Mapping[SeriesKey, int] = details.get("discontinuity", {})
         uptime = details.get("uptime_ticks")
         speeds = {m.labels: m.value for m in result.measurements if m.name == SPEED_METRIC and m.value > 0}
-        seen: list[SeriesKey] = []
+        totals, last_rates, update_rate = self.totals, self.last_rates, self.rates.update
+        seen: set[SeriesKey] = set()
         for m in result.measurements:
             if m.kind != "counter":
                 continue
             key: SeriesKey = (m.name, m.labels)
-            scale = scales.get(key, 1)
+            # Hashing a series key walks its labels: skip the lookups that cannot hit.
+            scale = scales.get(key, 1) if scales else 1
             speed = speeds.get(m.labels)
             # An octet counter cannot honestly move faster than its link: anything more is a spike.
             max_rate = speed / 8 / scale if speed and m.name.endswith("_octets") else None
-            update = self.rates.update(
+            update = update_rate(
                 key,
                 int(m.value // scale) if scale != 1 else int(m.value),
                 bits=bits.get(key, 64),
                 sample_monotonic=sample_monotonic,
                 device_uptime_ticks=uptime,
-                discontinuity=discontinuities.get(key),
+                discontinuity=discontinuities.get(key) if discontinuities else None,
                 max_rate=max_rate,
             )
-            self.totals[key] = update.total * scale
-            self.last_rates[key] = None if update.rate is None else update.rate * scale
-            seen.append(key)
-        if result.success:
+            totals[key] = update.total * scale
+            last_rates[key] = None if update.rate is None else update.rate * scale
+            seen.add(key)
+        # Only a complete poll says a series is gone; every series it read is in the books, so
+        # equal sizes mean nothing to forget (the usual case: skip the scans).
+        if result.success and (len(totals) != len(seen) or len(self.rates) != len(seen)):
             self.rates.retain(seen)
-            keep = set(seen)
-            for book in (self.totals, self.last_rates):
-                for key in [k for k in book if k not in keep]:
+            for book in (totals, last_rates):
+                for key in [k for k in book if k not in seen]:
                     del book[key]

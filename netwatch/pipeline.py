@@ -82,7 +82,9 @@ class Pipeline:
         # The deadline is the interval: a poll still running when the next is due is a failure.
         deadline = job.params.interval
         try:
-            return await asyncio.wait_for(spec.collect(job.target, job.params, self._ctx), deadline)
+            # asyncio.timeout runs the collector in this task; wait_for would start a task per poll.
+            async with asyncio.timeout(deadline):
+                return await spec.collect(job.target, job.params, self._ctx)
         except TimeoutError:
             return CollectResult.failed("deadline", f"poll did not finish within {deadline:g} s")
         except asyncio.CancelledError:

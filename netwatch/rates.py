@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 SPIKE_MARGIN: Final = 1.1
 """A rate up to 10 % over the link speed is believable (counter timing jitter); above it, a spike."""
@@ -32,10 +31,10 @@ UPTIME_SLACK_SECONDS: Final = 2.0
 """How much sysUpTime may lag the poll interval before it counts as a reboot (agent caching, jitter)."""
 
 Reason = Literal["first", "wrap", "reboot", "discontinuity", "reset", "spike", "no_time"]
+_MODULI: Final = {32: 2**32, 64: 2**64}
 
 
-@dataclass(frozen=True, slots=True)
-class CounterUpdate:
+class CounterUpdate(NamedTuple):
     """What one reading did: the running total, the rate (None when none can be trusted), and why.
 
     ``reason`` is None for an ordinary delta; ``wrap`` comes with a rate; every other reason means no rate.
@@ -72,21 +71,29 @@ class CounterTracker:
 
         ``max_rate`` is the most the counter can grow per second (e.g. ifSpeed / 8 for octets), if known.
         """
-        if bits not in (32, 64):
+        modulus = _MODULI.get(bits)
+        if modulus is None:
             raise ValueError("bits must be 32 or 64")
-        if not 0 <= raw < 2**bits:
+        if not 0 <= raw < modulus:
             raise ValueError(f"a {bits}-bit counter cannot read {raw}")
-        if self._raw is None:
+        last = self._raw
+        if last is None:
             self._rebase(raw, sample_monotonic, device_uptime_ticks, discontinuity)
             return CounterUpdate(self.total, None, "first")
         elapsed = sample_monotonic - self._time
         if elapsed <= 0:
             # The same poll seen twice (or a clock that did not move): nothing to divide by; keep the baseline.
             return CounterUpdate(self.total, None, "no_time")
-        reason = self._classify(raw, bits, elapsed, device_uptime_ticks, discontinuity, max_rate)
-        delta = (raw - self._raw) % 2**bits
-        self._rebase(raw, sample_monotonic, device_uptime_ticks, discontinuity)
-        if reason not in (None, "wrap"):
+        # Ordinary readings (no reboot or discontinuity check can apply, not lower) skip the classification.
+        if raw >= last and device_uptime_ticks is None and discontinuity is None:
+            reason: Reason | None = None
+        else:
+            reason = self._classify(raw, bits, elapsed, device_uptime_ticks, discontinuity, max_rate)
+        delta = (raw - last) % modulus
+        self._raw, self._time, self._uptime = raw, sample_monotonic, device_uptime_ticks
+        if discontinuity is not None:
+            self._discontinuity = discontinuity
+        if reason is not None and reason != "wrap":
             return CounterUpdate(self.total, None, reason)
         rate = delta / elapsed
         if max_rate is not None and rate > max_rate * SPIKE_MARGIN:
@@ -188,7 +195,9 @@ class Rates:
 
     def retain(self, keys: Iterable[Hashable]) -> int:
         """Keep only ``keys``; returns how many series were dropped."""
-        keep = set(keys)
+        keep = keys if isinstance(keys, set | frozenset) else set(keys)
+        if len(keep) == len(self._trackers) and all(k in self._trackers for k in keep):
+            return 0
         gone = [k for k in self._trackers if k not in keep]
         for key in gone:
             del self._trackers[key]

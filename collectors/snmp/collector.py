@@ -44,6 +44,7 @@ from collectors.snmp.client import SYS_UPTIME, SnmpClient, SnmpError, Value
 from collectors.snmp.credentials import SnmpCredentials, SnmpTarget
 from collectors.snmp.decode import (
     InterfaceFilter,
+    LabelMemo,
     decode,
     dynamic_columns,
     scalar_oids,
@@ -188,6 +189,8 @@ class _StaticCache:
     columns: dict[str, dict[str, Value]]
     read_at: float
     uptime_ticks: int | None
+    labels: LabelMemo = field(default_factory=dict)
+    """Row labels decoded from ``columns``: computed on the first poll after a refresh, then reused."""
 
 
 @dataclass(slots=True)
@@ -288,7 +291,9 @@ class _Poll:
         if self._new_rows(static, dynamic):
             static = await self._static(uptime, force=True)
         columns = {**static, **dynamic}
-        decoded = decode(self.profiles, scalars, columns, self.filter)
+        cached = self.cache.get(self.key)
+        memo = cached.labels if cached is not None and cached.columns is static else None
+        decoded = decode(self.profiles, scalars, columns, self.filter, label_memo=memo)
         details = {
             "counter_bits": dict(decoded.counter_bits),
             "counter_scale": dict(decoded.counter_scale),

@@ -8,9 +8,8 @@ skipped and reported as a decode problem, never raised: one odd agent must not c
 from __future__ import annotations
 
 import fnmatch
-import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from collectors.base import Measurement
@@ -21,6 +20,8 @@ __all__ = [
     "Columns",
     "Decoded",
     "InterfaceFilter",
+    "LabelMemo",
+    "RowLabels",
     "Scalars",
     "SeriesKey",
     "decode",
@@ -91,6 +92,15 @@ def scalar_oids(profile: Profile) -> set[str]:
 
 def static_columns(table: TableSpec) -> set[str]:
     """Columns that rarely change (labels, filter names and types, row selectors, multipliers)."""
+    return set(_plan(table).static)
+
+
+def dynamic_columns(table: TableSpec) -> set[str]:
+    """Columns read on every poll (values, oper status, discontinuity time)."""
+    return set(_plan(table).dynamic)
+
+
+def _static_columns(table: TableSpec) -> frozenset[str]:
     cols: set[str] = set()
     for label in table.labels.values():
         cols.update(label.oids)
@@ -102,17 +112,71 @@ def static_columns(table: TableSpec) -> set[str]:
         if metric.where is not None:
             cols.add(metric.where.oid)
         cols.update(s.multiply_by for s in metric.sources if s.multiply_by)
-    return cols
+    return frozenset(cols)
 
 
-def dynamic_columns(table: TableSpec) -> set[str]:
-    """Columns read on every poll (values, oper status, discontinuity time)."""
+def _dynamic_columns(table: TableSpec, static: frozenset[str]) -> frozenset[str]:
     cols = {s.oid for m in table.metrics for s in m.sources}
     if table.interface_filter is not None and table.interface_filter.oper_status:
         cols.add(table.interface_filter.oper_status)
     if table.discontinuity:
         cols.add(table.discontinuity)
-    return cols - static_columns(table)
+    return frozenset(cols - static)
+
+
+@dataclass(frozen=True, slots=True)
+class _MetricPlan:
+    """One table metric, with what every row needs precomputed."""
+
+    spec: MetricSpec
+    label_names: tuple[str, ...] | None
+    """The metric's own label subset; None: all the table's labels, in their order."""
+    where: tuple[str, str] | None
+    """(column, value as text) a row must match."""
+    counter: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _TablePlan:
+    """A table spec digested once: profiles are loaded once and decoded thousands of times a minute."""
+
+    labels: tuple[tuple[str, tuple[str, ...], bool], ...]
+    metrics: tuple[_MetricPlan, ...]
+    value_oids: tuple[str, ...]
+    static: frozenset[str]
+    dynamic: frozenset[str]
+
+
+# By id(): specs are frozen pydantic models holding lists, so not hashable. The spec is kept beside
+# its plan so a recycled id cannot match; the bound only matters for code that makes specs in a loop.
+_PLANS: dict[int, tuple[TableSpec, _TablePlan]] = {}
+_MAX_PLANS = 1024
+
+
+def _plan(table: TableSpec) -> _TablePlan:
+    hit = _PLANS.get(id(table))
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    static = _static_columns(table)
+    plan = _TablePlan(
+        labels=tuple((name, tuple(spec.oids), spec.index) for name, spec in table.labels.items()),
+        metrics=tuple(
+            _MetricPlan(
+                spec=m,
+                label_names=None if m.labels is None else tuple(m.labels),
+                where=None if m.where is None else (m.where.oid, str(m.where.equals)),
+                counter=m.kind == "counter",
+            )
+            for m in table.metrics
+        ),
+        value_oids=tuple(dict.fromkeys(s.oid for m in table.metrics for s in m.sources)),
+        static=static,
+        dynamic=_dynamic_columns(table, static),
+    )
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[id(table)] = (table, plan)
+    return plan
 
 
 def label_text(value: Value | None) -> str:
@@ -187,19 +251,23 @@ class _Builder:
             self.problem(f"{where}: duplicate series {metric.name}{dict(labels)}; kept the first")
             return None
         self.seen.add(key)
-        self.measurements.append(Measurement(metric.name, got.value, labels, metric.kind))
+        value, bits, scale = got
+        self.measurements.append(Measurement(metric.name, value, labels, metric.kind))
         if metric.kind == "counter":
-            self.bits[key] = got.bits
-            if got.scale != 1:
-                self.scale[key] = got.scale
+            self.bits[key] = bits
+            if scale != 1:
+                self.scale[key] = scale
         return key
 
 
-@dataclass(frozen=True, slots=True)
-class _Read:
-    value: float
-    bits: int
-    scale: float
+_Read = tuple[float, int, float]
+"""(value, counter bits, factor from raw to value)."""
+RowLabels = tuple[tuple[str, str], ...]
+"""One row's labels, (name, text) in the table's order."""
+LabelMemo = dict[tuple[str, str], RowLabels]
+"""Label texts of table rows by (profile/table, row index): they come from static columns only, so a
+caller that caches those columns (the collector, per target) can keep this beside them."""
+_NO_ROWS: Mapping[str, Value] = {}
 
 
 def decode(
@@ -207,8 +275,14 @@ def decode(
     scalars: Scalars,
     columns: Columns,
     interface_filter: InterfaceFilter | None = None,
+    *,
+    label_memo: LabelMemo | None = None,
 ) -> Decoded:
-    """Turn what was read into measurements, info labels and counter details for ``profiles``."""
+    """Turn what was read into measurements, info labels and counter details for ``profiles``.
+
+    ``label_memo`` (optional) keeps each row's labels between decodes of the same static columns;
+    start a new one whenever those columns are read again.
+    """
     out = _Builder()
     info: dict[str, str] = {}
     for profile in profiles:
@@ -216,14 +290,19 @@ def decode(
             if oid in scalars:
                 info[label] = label_text(scalars[oid])
         for metric in profile.scalars:
-            got = _read(metric, scalars.get, out, f"{profile.name}: {metric.name}")
+            # A scalar is a one-row column whose row index is "".
+            cells = [
+                (s, {"": found} if (found := scalars.get(s.oid)) is not None else _NO_ROWS)
+                for s in metric.sources
+            ]
+            got = _read(metric, cells, "", None, out, profile.name)
             if got is not None:
                 out.add(metric, (), got, profile.name)
         present = {t.name for t in profile.tables if _has_rows(t, columns)}
         for table in profile.tables:
             if any(other in present for other in table.unless):
                 continue
-            _decode_table(profile.name, table, columns, interface_filter, out)
+            _decode_table(profile.name, table, columns, interface_filter, out, label_memo)
     return Decoded(
         measurements=tuple(out.measurements),
         info=info,
@@ -236,16 +315,21 @@ def decode(
 
 
 def _has_rows(table: TableSpec, columns: Columns) -> bool:
-    return any(columns.get(s.oid) for m in table.metrics for s in m.sources)
+    return any(columns.get(oid) for oid in _plan(table).value_oids)
 
 
 def _decode_table(
-    profile: str, table: TableSpec, columns: Columns, flt: InterfaceFilter | None, out: _Builder
+    profile: str,
+    table: TableSpec,
+    columns: Columns,
+    flt: InterfaceFilter | None,
+    out: _Builder,
+    memo: LabelMemo | None,
 ) -> None:
+    plan = _plan(table)
     rows: set[str] = set()
-    for metric in table.metrics:
-        for source in metric.sources:
-            rows.update(columns.get(source.oid, {}))
+    for oid in plan.value_oids:
+        rows.update(columns.get(oid, _NO_ROWS))
     keep = selected_rows(table, columns, flt)
     if keep is not None:
         rows &= keep
@@ -253,93 +337,124 @@ def _decode_table(
         status = columns.get(table.interface_filter.oper_status, {})
         rows = {r for r in rows if (v := status.get(r)) is not None and v.value == 1}
     where = f"{profile}/{table.name}"
+    # Each column is looked up once per table, not once per row and metric.
+    label_cells = [
+        (name, [columns.get(o, _NO_ROWS) for o in oids], index) for name, oids, index in plan.labels
+    ]
+    metrics = [
+        (
+            mp,
+            [(s, columns.get(s.oid, _NO_ROWS)) for s in mp.spec.sources],
+            None if mp.where is None else columns.get(mp.where[0], _NO_ROWS),
+            "" if mp.where is None else mp.where[1],
+        )
+        for mp in plan.metrics
+    ]
+    ticks_cells = columns.get(table.discontinuity, _NO_ROWS) if table.discontinuity else _NO_ROWS
     for row in sorted(rows, key=_index_order):
-        _decode_row(table, row, columns, where, out)
+        labels = memo.get((where, row)) if memo is not None else None
+        if labels is None:
+            labels = tuple((name, _label(cells, index, row)) for name, cells, index in label_cells)
+            if memo is not None:
+                memo[(where, row)] = labels
+        ticks = ticks_cells.get(row)
+        tick_value = ticks.value if ticks is not None and isinstance(ticks.value, int) else None
+        for mp, cells, where_cells, where_equals in metrics:
+            if where_cells is not None:
+                found = where_cells.get(row)
+                if found is None or str(found.value) != where_equals:
+                    continue
+            got = _read(mp.spec, cells, row, columns, out, where)
+            if got is None:
+                continue
+            series = labels if mp.label_names is None else _subset(labels, mp.label_names)
+            key = out.add(mp.spec, series, got, where)
+            if key is not None and mp.counter and tick_value is not None:
+                out.discontinuity[key] = tick_value
 
 
-def _decode_row(table: TableSpec, row: str, columns: Columns, where: str, out: _Builder) -> None:
-    labels = {name: _label(spec.oids, spec.index, row, columns) for name, spec in table.labels.items()}
-    ticks = columns.get(table.discontinuity, {}).get(row) if table.discontinuity else None
-    lookup = functools.partial(_cell, columns, row)
-    for metric in table.metrics:
-        if metric.where is not None and not _matches(metric.where.oid, metric.where.equals, row, columns):
-            continue
-        got = _read(metric, lookup, out, f"{where}: {metric.name}[{row}]", row=row, columns=columns)
-        if got is None:
-            continue
-        names = metric.labels if metric.labels is not None else list(table.labels)
-        key = out.add(metric, tuple((n, labels[n]) for n in names), got, where)
-        if (
-            key is not None
-            and metric.kind == "counter"
-            and ticks is not None
-            and isinstance(ticks.value, int)
-        ):
-            out.discontinuity[key] = ticks.value
-
-
-def _cell(columns: Columns, row: str, oid: str) -> Value | None:
-    return columns.get(oid, {}).get(row)
+def _subset(labels: RowLabels, names: tuple[str, ...]) -> RowLabels:
+    texts = dict(labels)
+    return tuple((n, texts[n]) for n in names)
 
 
 def _index_order(index: str) -> tuple[int, ...]:
     return tuple(int(p) for p in index.split(".") if p.isdigit())
 
 
-def _label(oids: Sequence[str], use_index: bool, row: str, columns: Columns) -> str:
-    for oid in oids:
-        text = label_text(columns.get(oid, {}).get(row))
+def _label(cells: Sequence[Mapping[str, Value]], use_index: bool, row: str) -> str:
+    for column in cells:
+        text = label_text(column.get(row))
         if text:
             return text
     return row if use_index else ""
 
 
-def _matches(oid: str, equals: int | str, row: str, columns: Columns) -> bool:
-    found = columns.get(oid, {}).get(row)
-    return found is not None and str(found.value) == str(equals)
-
-
 def _read(
     metric: MetricSpec,
-    lookup: Callable[[str], Value | None],
+    cells: Sequence[tuple[Source, Mapping[str, Value]]],
+    row: str,
+    columns: Columns | None,
     out: _Builder,
     where: str,
-    *,
-    row: str | None = None,
-    columns: Columns | None = None,
 ) -> _Read | None:
-    """The first source with a usable value, scaled; None when none has one."""
-    for source in metric.sources:
-        found = lookup(source.oid)
+    """The first source with a usable value in ``row``, scaled; None when none has one.
+
+    ``columns`` is None for scalars (no multiplier column to read); ``where`` is only formatted
+    into a text when there is a problem to report.
+    """
+    for source, column in cells:
+        found = column.get(row)
         if found is None:
             continue
-        raw = _raw(metric, source, found, out, where)
-        if raw is None:
-            continue
-        value = float(raw)
+        raw = found.value
+        kind = found.type
+        # The common case first: a plain number of an allowed type, no map, no multiplier.
+        if (
+            source.encoding == "integer"
+            and isinstance(raw, int)
+            and kind in (_COUNTERS if metric.kind == "counter" else _NUMERIC)
+        ):
+            if source.zero_is_absent and raw == 0:
+                continue
+            number: int | float = raw
+        else:
+            parsed = _raw(metric, source, found, out, where, row)
+            if parsed is None:
+                continue
+            number = parsed
+        value = float(number)
         if source.map is not None:
-            mapped = source.map.get(int(raw), source.map_default)
+            mapped = source.map.get(int(number), source.map_default)
             if mapped is None:
                 continue
             value = mapped
         factor = source.scale
         if source.multiply_by is not None:
-            units = (columns or {}).get(source.multiply_by, {}).get(row or "")
+            units = None if columns is None else columns.get(source.multiply_by, _NO_ROWS).get(row)
             if units is None or not isinstance(units.value, int):
-                out.problem(f"{where}: {source.multiply_by} (multiplier) is missing or not a number")
+                out.problem(
+                    f"{_at(where, metric, row)}: {source.multiply_by} (multiplier) is missing or not a number"
+                )
                 continue
             factor *= units.value
-        bits = source.bits or (64 if found.type == "Counter64" or source.encoding == "fc-counter" else 32)
-        return _Read(value * factor, bits, factor)
+        bits = source.bits or (64 if kind == "Counter64" or source.encoding == "fc-counter" else 32)
+        return (value * factor, bits, factor)
     return None
 
 
-def _raw(metric: MetricSpec, source: Source, found: Value, out: _Builder, where: str) -> int | float | None:
+def _at(where: str, metric: MetricSpec, row: str) -> str:
+    return f"{where}: {metric.name}[{row}]" if row else f"{where}: {metric.name}"
+
+
+def _raw(
+    metric: MetricSpec, source: Source, found: Value, out: _Builder, where: str, row: str
+) -> int | float | None:
     """The raw number in ``found``, or None (absent, unsupported, or a decode problem)."""
     raw = found.value
     if source.encoding == "fc-counter":
         if not isinstance(raw, bytes) or len(raw) != 8:
-            out.problem(f"{where}: {source.oid} is {found.type}, not an 8-byte FcCounter")
+            out.problem(f"{_at(where, metric, row)}: {source.oid} is {found.type}, not an 8-byte FcCounter")
             return None
         number = int.from_bytes(raw, "big")
         return None if number & _FC_UNSUPPORTED else number
@@ -353,7 +468,8 @@ def _raw(metric: MetricSpec, source: Source, found: Value, out: _Builder, where:
         if parsed is not None:
             return parsed
     out.problem(
-        f"{where}: {source.oid} is {found.type}, not a {'counter' if metric.kind == 'counter' else 'number'}"
+        f"{_at(where, metric, row)}: {source.oid} is {found.type}, "
+        f"not a {'counter' if metric.kind == 'counter' else 'number'}"
     )
     return None
 

@@ -90,6 +90,8 @@ class RoundResult:
     reason: str | None = None
     error: str | None = None
     unreachable: int = 0
+    stepped: int = 0
+    """Replies whose times spanned a wall-clock step: the round measured nothing true and is discarded."""
 
     @property
     def loss_ratio(self) -> float:
@@ -143,6 +145,7 @@ class _Round:
         "payload",
         "rtts",
         "sent",
+        "stepped",
         "timeout",
         "unreachable",
         "unsent",
@@ -167,6 +170,7 @@ class _Round:
         self.sent = 0
         self.unsent = probes
         self.unreachable = 0
+        self.stepped = 0
         self.error: tuple[str, str] | None = None
 
     def settle(self, now: float) -> list[_Probe]:
@@ -196,7 +200,14 @@ class _Round:
                 "timeout",
                 f"no reply to {self.sent} probe(s) within {self.timeout:g} s",
             )
-        return RoundResult(self.address, self.sent, len(rtts), rtts, reason, error, self.unreachable)
+        if self.stepped:
+            reason, error = (
+                "clock_step",
+                f"{self.stepped} reply(ies) spanned a wall-clock step: round discarded",
+            )
+        return RoundResult(
+            self.address, self.sent, len(rtts), rtts, reason, error, self.unreachable, self.stepped
+        )
 
 
 class _Family:
@@ -527,6 +538,8 @@ class IcmpEngine:
         # a wall-clock step between send and receive would report a fiction: drop the probe instead
         if 0 <= rtt_ns <= elapsed_ns + _CLOCK_SLACK_NS and rtt_ns <= rnd.timeout * 1e9:
             rnd.rtts[probe.index] = rtt_ns / 1e9
+        elif rtt_ns < 0 or rtt_ns > elapsed_ns + _CLOCK_SLACK_NS:
+            rnd.stepped += 1  # a late reply is a loss; one whose times disagree with monotonic time is not
         if not rnd.unsent:
             self._settle(fam, rnd)
 
@@ -618,8 +631,13 @@ async def collect(target: Target, params: IcmpParams, ctx: CollectContext) -> Co
         timeout=params.timeout,
         payload_size=params.payload_size,
     )
-    measurements = round_measurements(result)
     details = {"round": result}
+    if result.stepped:
+        # Neither a loss nor an RTT: the health rule skips it (no verdict), reports don't count it.
+        return CollectResult(
+            success=False, error=result.error, reason="clock_step", details={**details, "discarded": True}
+        )
+    measurements = round_measurements(result)
     if result.received > 0:
         return CollectResult(success=True, measurements=measurements, details=details)
     return CollectResult(

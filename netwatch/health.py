@@ -31,10 +31,15 @@ class RoundOutcome(enum.StrEnum):
     GOOD = "good"
     DEGRADED = "degraded"
     FAILED = "failed"
+    SKIPPED = "skipped"
+    """The collector discarded the round (e.g. it spanned a wall-clock step): no verdict either way."""
 
 
 def classify(result: CollectResult, rules: HealthRules) -> RoundOutcome:
-    """Good, degraded or failed: failed when every probe was lost, degraded on loss or slow RTT."""
+    """Good, degraded or failed: failed when every probe was lost, degraded on loss or slow RTT;
+    skipped when the collector discarded the round as measuring nothing."""
+    if result.details.get("discarded"):
+        return RoundOutcome.SKIPPED
     if not result.success:
         return RoundOutcome.FAILED
     sent = result.value("icmp_packets_sent")
@@ -73,6 +78,8 @@ class TargetHealth:
 
     def observe(self, outcome: RoundOutcome, round_start: datetime) -> Transition | None:
         """Apply one round; return the transition it caused, if any."""
+        if outcome is RoundOutcome.SKIPPED:
+            return None  # neither breaks a run of failed rounds nor counts towards one
         if outcome is RoundOutcome.FAILED:
             self.good_rounds = 0
             self.first_good_at = None

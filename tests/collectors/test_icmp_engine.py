@@ -163,15 +163,17 @@ async def test_duplicate_replies_count_once(fakes: tuple[IcmpEngine, dict[int, F
 
 
 @pytest.mark.parametrize(
-    "received_after",
+    ("received_after", "stepped", "reason"),
     [
-        pytest.param(0.3, id="later-than-timeout"),
-        pytest.param(-0.001, id="clock-stepped-back"),
-        pytest.param(5.0, id="clock-stepped-forward"),
+        # Stamps that disagree with the monotonic time that passed (the fake delivers at once): the
+        # round is discarded, neither loss nor RTT. (A really late reply finds its probe expired.)
+        pytest.param(0.3, 1, "clock_step", id="stamped-later-than-time-passed"),
+        pytest.param(-0.001, 1, "clock_step", id="clock-stepped-back"),
+        pytest.param(5.0, 1, "clock_step", id="clock-stepped-forward"),
     ],
 )
 async def test_impossible_rtts_are_discarded(
-    fakes: tuple[IcmpEngine, dict[int, FakeSocket]], received_after: float
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]], received_after: float, stepped: int, reason: str
 ) -> None:
     engine, made = fakes
 
@@ -181,6 +183,7 @@ async def test_impossible_rtts_are_discarded(
     made[socket.AF_INET].script = script
     result = await engine.round("203.0.113.10", probes=1, probe_spacing=0, timeout=0.1)
     assert (result.sent, result.received, result.rtts) == (1, 0, ())
+    assert (result.stepped, result.reason) == (stepped, reason)
 
 
 async def test_destination_unreachable_ends_the_round_without_waiting(

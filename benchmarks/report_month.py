@@ -7,8 +7,8 @@ Run from the repository root::
 
 Generates (fast bulk inserts: executemany on the raw SQLite connection, COPY on PostgreSQL) the
 sites, devices and interfaces, the outage ledger, 5-minute and hourly interface and ICMP rollups for
-the whole month, and the last ``--raw-days`` days of raw samples (10-second ICMP rounds, 60-second
-interface samples, their poll log). Then times the availability report, the bandwidth report, and a
+the whole month, hourly poll rollups for the whole month, and the last ``--raw-days`` days of raw
+samples (10-second ICMP rounds, 60-second interface samples, their poll log, judged on time). Then times the availability report, the bandwidth report, and a
 single hand-written SQL aggregate over the same rollups (the floor), and prints rows per table,
 database size and the ratios. SQLite in a temporary directory by default. Everything is bounded by
 the arguments; use smaller ``--interfaces`` / ``--raw-days`` for a quick run (the report timings
@@ -60,7 +60,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "target", "scheduled_at", "started_at", "sent", "received",
         "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds", "jitter_seconds",
     ),
-    "polls": ("target", "kind", "scheduled_at", "started_at", "duration_seconds", "success", "reason", "run_id"),
+    "polls": (
+        "target", "kind", "scheduled_at", "started_at", "duration_seconds", "success", "reason", "run_id",
+        "on_time",
+    ),
+    "poll_rollups": ("target", "kind", "bucket_start", "polls", "on_time", "unjudged"),
 }  # fmt: skip
 
 
@@ -180,8 +184,19 @@ def _raw(
     return {
         "interface_samples": ((d, i, b, b, True, 1e6, 3e5) for b in minutes for d, i in interfaces),
         "icmp_samples": ((d, b, b, 3, 3, 0.001, 0.002, 0.004, 0.0002) for b in rounds for d in devices),
-        "polls": ((d, "icmp", b, b, 0.004, True, None, "run-1") for b in rounds for d in devices),
+        "polls": ((d, "icmp", b, b, 0.004, True, None, "run-1", True) for b in rounds for d in devices),
     }
+
+
+def _poll_rollups(
+    rng: random.Random, devices: Sequence[str], hours: Sequence[datetime], raw_from: datetime
+) -> Iterator[tuple[Any, ...]]:
+    """Hourly poll counts as the daemon's rollup leaves them: 360 ten-second rounds an hour, a few
+    late before the raw window; in it, exactly what the raw polls hold (all on time)."""
+    for d in devices:
+        for b in hours:
+            late = 0 if b >= raw_from else int(rng.random() < 0.05)
+            yield d, "icmp", b, 360, 360 - late, 0
 
 
 def generate(loader: Loader, args: argparse.Namespace) -> tuple[list[LinkRef], datetime, datetime]:
@@ -211,12 +226,15 @@ def generate(loader: Loader, args: argparse.Namespace) -> tuple[list[LinkRef], d
     loader.load("outages", _outages(rng, sites, start, end))
     five = _buckets(start, end, timedelta(minutes=5))
     loader.load("interface_rollups", _interface_rollups(rng, interfaces, five))
-    loader.load("icmp_rollups", _icmp_rollups(rng, devices, five, _buckets(start, end, timedelta(hours=1))))
+    hours = _buckets(start, end, timedelta(hours=1))
+    loader.load("icmp_rollups", _icmp_rollups(rng, devices, five, hours))
+    raw_from = end - timedelta(days=args.raw_days)
+    loader.load("poll_rollups", _poll_rollups(rng, devices, hours, raw_from))
     # The daemon's view at the end of the month: the last raw_days of raw samples are still there.
-    for table, rows in _raw(interfaces, devices, end - timedelta(days=args.raw_days), end).items():
+    for table, rows in _raw(interfaces, devices, raw_from, end).items():
         loader.load(table, rows)
     with loader.engine.begin() as conn:
-        for name in ("interface_5m", "interface_1h", "icmp_5m", "icmp_1h"):
+        for name in ("interface_5m", "interface_1h", "icmp_5m", "icmp_1h", "polls_1h"):
             conn.execute(
                 text("INSERT INTO rollup_progress (name, done_until, updated_at) VALUES (:n, :d, :d)"),
                 {"n": name, "d": loader.timestamp(end)},
@@ -260,37 +278,37 @@ def bandwidth_floor(engine: Engine, links: Sequence[LinkRef], start: datetime, e
 
 def availability_floor(engine: Engine, start: datetime, end: datetime) -> int:
     """The hand-written floor: seconds per site and state, intervals clipped to the month, and the
-    polls per site with those on time (against each target's interval in the month), in SQL.
+    polls per site with those on time and those without a verdict, summed from the hourly poll
+    rollups (as the report reads them), in SQL.
 
     It leaves out what only Python does in the report (precedence between overlapping states,
     annotations, gaps), so it is a lower bound, not the same computation."""
     if engine.dialect.name == "sqlite":
         clip = "(julianday(min(coalesce(ended_at, :e), :e)) - julianday(max(started_at, :s))) * 86400"
-        span = "(julianday(max(scheduled_at)) - julianday(min(scheduled_at))) * 86400.0"
-        late = "(julianday(p.started_at) - julianday(p.scheduled_at)) * 86400.0"
     else:
         clip = "extract(epoch from least(coalesce(ended_at, :e), :e) - greatest(started_at, :s))"
-        span = "extract(epoch from max(scheduled_at) - min(scheduled_at))"
-        late = "extract(epoch from p.started_at - p.scheduled_at)"
     ledger = text(
         f"SELECT site, state, sum({clip}) FROM outages WHERE started_at < :e "
         "AND (ended_at IS NULL OR ended_at > :s) GROUP BY site, state"
     )
+    # Per target first, then per site: joining every hourly row to its device made SQLite walk the
+    # bucket_start index with a lookup per row (1.2 s against 0.17 s at 600 devices).
     polls = text(
-        "WITH g AS (SELECT target, kind, CASE WHEN count(*) > 1 "
-        f"THEN {span} / (count(*) - 1) ELSE 60.0 END AS every "
-        "FROM polls WHERE scheduled_at >= :s AND scheduled_at < :e GROUP BY target, kind), "
-        "t AS (SELECT p.target, count(*) AS total, "
-        f"sum(CASE WHEN {late} <= g.every / 10.0 THEN 1 ELSE 0 END) AS on_time "
-        "FROM polls p JOIN g ON g.target = p.target AND g.kind = p.kind "
-        "WHERE p.scheduled_at >= :s AND p.scheduled_at < :e GROUP BY p.target, p.kind) "
-        "SELECT d.site, sum(t.total), sum(t.on_time) FROM t JOIN devices d ON d.name = t.target GROUP BY d.site"
+        "SELECT d.site, sum(t.polls), sum(t.on_time), sum(t.unjudged) FROM (SELECT target, "
+        "sum(polls) AS polls, sum(on_time) AS on_time, sum(unjudged) AS unjudged FROM poll_rollups "
+        "WHERE bucket_start >= :s AND bucket_start < :e GROUP BY target) t "
+        "JOIN devices d ON d.name = t.target GROUP BY d.site"
     )
     s, e = _bounds(engine, start, end)
     with engine.connect() as conn:
         return len(conn.execute(ledger, {"s": s, "e": e}).all()) + len(
             conn.execute(polls, {"s": s, "e": e}).all()
         )
+
+
+def _devices(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT name FROM devices")).scalars())
 
 
 def db_size(engine: Engine, url: str) -> int:
@@ -381,7 +399,11 @@ def report(
     except ImportError:
         print("availability report: not available (netwatch.reports.availability missing)", file=out)
     else:
-        av, _ = _timed(lambda: compute(load_month(engine, args.month, TZ), now), args.repeat)
+        av, av_report = _timed(lambda: compute(load_month(engine, args.month, TZ), now), args.repeat)
+        # Every device polled every 10 s all month: the report must count every one of those polls.
+        assert av_report.province.figures.polls.total == len(_devices(engine)) * (end - start) // timedelta(
+            seconds=10
+        )
         rows.append(("availability report", av, av_floor))
     print(f"{'':<22}{'report s':>10}{'floor s':>10}{'ratio':>8}", file=out)
     for name, took, floor in rows:

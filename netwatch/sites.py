@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from netwatch.config.inventory import Inventory, link_interfaces
-from netwatch.health import State
+from netwatch.health import RoundOutcome, State
 from netwatch.pipeline import PollRecord
 from netwatch.recording import RowSink
 from netwatch.sitehealth import LinkEvent, SiteEvent, SiteEventKind, SiteHealthEngine, SiteState, SiteStatus
@@ -97,13 +97,19 @@ class SiteTracker:
     def on_poll(self, record: PollRecord) -> None:
         """Feed one finished poll to the engine."""
         device = record.job.target.key
+        if record.outcome is RoundOutcome.SKIPPED:
+            return  # a discarded round (a clock step) says nothing about the site
         if record.job.kind == "icmp":
             self.handle(self.engine.on_target(device, record.job.kind, record.health, record.scheduled_at))
         elif record.job.kind == "snmp":
-            watched = self._links.get(device, {})
+            watched = self._links.get(device)
+            if not watched:
+                return
             for m in record.result.measurements:
+                if m.name != "if_oper_up":
+                    continue
                 ifname = dict(m.labels).get("ifname")
-                if m.name == "if_oper_up" and ifname in watched:
+                if ifname in watched:
                     self.handle(self.engine.on_interface(device, ifname, m.value == 1, record.scheduled_at))
 
     def tick(self, now: datetime) -> None:

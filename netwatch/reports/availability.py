@@ -17,13 +17,17 @@ Choices where the specification is silent (also in the module's tests):
   the period once precedence has been applied; an interval wholly hidden under maintenance,
   unknown or unreachable is not an outage. Its length in the report is that DOWN time in the
   period; *longest outage* is the largest such length.
-- **Polls on time**: a poll is on time when it started no later than a tenth of its target's
-  interval after it was scheduled; the interval is the mean gap between the scheduled times of that
-  target and collector in the month, (last − first) ÷ (polls − 1). The schedule is a regular grid,
-  so this is the interval exactly when no slot was skipped; slots skipped while netwatch was not
-  running only make it longer (the judgement more lenient, never stricter), and an interval
-  changed mid-month gives a value between the two. A target polled once in the month is judged
-  against :data:`DEFAULT_POLL_INTERVAL`. Polls count for the site of their device.
+- **Polls on time**: a poll is on time when it started no later than a tenth of its job's
+  configured interval after it was scheduled — the rule of ``netwatch_polls_late_total``, judged
+  when the poll is recorded (``polls.on_time``), against the interval in force then. Polls recorded
+  before that column existed (revision 0008) have no verdict: they count as polls (for *measured*)
+  but their lateness is unknown, and the share on time is on-time polls ÷ polls with a verdict.
+  Polls count for the site of their device.
+- **Where poll counts come from.** The hourly poll rollups (``poll_rollups``) for the hours already
+  rolled up, the raw poll log only for the tail after the rollup's cursor (``rollup_progress``
+  ``polls_1h``), so a month whose raw polls retention has deleted keeps its counts. An hourly bucket
+  counts in the month its UTC hour starts in: exact for zones whose offset is whole hours (Asia/Ho_Chi_Minh);
+  in a half-hour zone the hour across a month boundary counts in the month it starts in.
 - **Summaries** (district, province) add seconds, outages and polls over their sites and take the
   ratios of the sums: time-weighted, never an average of ratios. Longest outage is the maximum.
 - **Links.** A site with more than one link (the ``site_links`` mirror of its ``links:``) gets one
@@ -47,18 +51,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Float, TableClause, and_, case, column, func, literal, or_, select
+from sqlalchemy import Engine, TableClause, and_, case, column, func, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import FunctionElement
 
 from netwatch.sharding import district_key
 from netwatch.sitehealth import PRECEDENCE, SiteState
-from netwatch.storage.models import Device, LinkOutage, Outage, OutageAnnotation, Poll, Site, SiteLink
+from netwatch.storage.models import (
+    Device,
+    LinkOutage,
+    Outage,
+    OutageAnnotation,
+    Poll,
+    PollRollup,
+    RollupProgress,
+    Site,
+    SiteLink,
+)
 from netwatch.storage.repository import monitoring_gaps, site_monitoring_gaps
+from netwatch.storage.rollups import POLL_ROLLUP
 
 __all__ = [
-    "DEFAULT_POLL_INTERVAL",
     "DEFAULT_TZ",
     "AnnotatedOutage",
     "AnnotationInForce",
@@ -81,9 +94,6 @@ __all__ = [
 
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 """The zone whose local months reports cover unless told otherwise."""
-
-DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
-"""Interval assumed for a target polled only once in the month (no gap to measure it by)."""
 
 RECLASSIFIABLE = (SiteState.MAINTENANCE, SiteState.DOWN, SiteState.UNREACHABLE, SiteState.DEGRADED)
 """States an operator may reclassify an outage as."""
@@ -178,10 +188,17 @@ class AnnotationInForce:
 
 @dataclass(frozen=True, slots=True)
 class PollCounts:
-    """Polls of a site's devices in the month: all of them, and those on time."""
+    """Polls of a site's devices in the month: all of them, those on time, and those with no
+    on-time verdict (recorded before revision 0008)."""
 
     total: int = 0
     on_time: int = 0
+    unjudged: int = 0
+
+    @property
+    def judged(self) -> int:
+        """Polls with an on-time verdict."""
+        return self.total - self.unjudged
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +267,8 @@ class Figures:
 
     @property
     def polls_on_time(self) -> float | None:
-        """Share of polls that started on time; None without polls."""
-        return self.polls.on_time / self.polls.total if self.polls.total else None
+        """Share of the polls with a verdict that started on time; None without such polls."""
+        return self.polls.on_time / self.polls.judged if self.polls.judged else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,25 +354,6 @@ def _ratio(part: timedelta, whole: timedelta) -> float | None:
 
 
 # --- reading ---------------------------------------------------------------------------------
-
-
-class seconds_between(FunctionElement[float]):
-    """Seconds from the second timestamp column to the first, on SQLite and PostgreSQL alike."""
-
-    type = Float()
-    inherit_cache = True
-
-
-@compiles(seconds_between, "sqlite")
-def _between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
-    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
-    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
-
-
-@compiles(seconds_between, "postgresql")
-def _between_postgresql(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
-    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
-    return f"EXTRACT(EPOCH FROM {later} - {earlier})"
 
 
 def load_month(
@@ -476,44 +474,65 @@ def _polls_in_time_order_sqlite(element: _polls_in_time_order, compiler: SQLComp
 def _load_polls(
     conn: Any, codes: Sequence[str], start: datetime, end: datetime, *, every_site: bool
 ) -> dict[str, PollCounts]:
-    # Two aggregate passes, no window function (a LAG over 1.3 M polls took 8 s on SQLite): the
-    # first takes each target's interval from its first and last scheduled times and its count, the
-    # second counts its polls against that interval.
-    p, d = Poll.__table__.c, Device.__table__.c
-    in_month = and_(p.scheduled_at >= start, p.scheduled_at < end)
+    # Rolled-up hours from poll_rollups, the rest from the raw log: retention deletes raw polls
+    # after days, and a month of them is tens of millions of rows at province scale.
+    split = min(max(_rolled_up_until(conn) or start, start), end)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    d = Device.__table__.c
     devices = select(d.name).where(d.site.in_(codes))
-    count = func.count()
-    span = seconds_between(func.max(p.scheduled_at), func.min(p.scheduled_at))
-    single = literal(DEFAULT_POLL_INTERVAL.total_seconds())
-    grid = (
-        select(p.target, p.kind, case((count > 1, span / (count - 1)), else_=single).label("interval"))
-        .where(in_month, p.target.in_(devices))
-        .group_by(p.target, p.kind)
-        .subquery()
-    )
-    polls = Poll.__table__
-    if every_site:
-        polls = _polls_in_time_order("polls", *(column(c.name, c.type) for c in Poll.__table__.c))
-    q = polls.c
-    late = seconds_between(q.started_at, q.scheduled_at)
-    on_time = func.sum(case((late <= grid.c.interval / 10.0, 1), else_=0))
-    # Grouped by target first, and an outer join (every poll in scope has its grid row): PostgreSQL
-    # then expects a row per poll and hashes 600 groups, where an inner join on (target, kind) made
-    # it expect a few thousand rows and sort all 1.3 M on disk.
-    per_target = (
-        select(q.target, func.count().label("total"), on_time.label("on_time"))
-        .select_from(polls.outerjoin(grid, and_(grid.c.target == q.target, grid.c.kind == q.kind)))
-        .where(q.scheduled_at >= start, q.scheduled_at < end, q.target.in_(devices))
-        .group_by(q.target, q.kind)
-        .subquery()
-    )
-    total = func.sum(per_target.c.total)
-    query = (
-        select(d.site, total.label("total"), func.sum(per_target.c.on_time).label("on_time"))
-        .select_from(per_target.join(Device.__table__, d.name == per_target.c.target))
-        .group_by(d.site)
-    )
-    return {row.site: PollCounts(int(row.total), int(row.on_time or 0)) for row in conn.execute(query)}
+    parts = []
+    if split > start:
+        r = PollRollup.__table__.c
+        parts.append(
+            select(
+                r.target,
+                func.sum(r.polls).label("total"),
+                func.sum(r.on_time).label("on_time"),
+                func.sum(r.unjudged).label("unjudged"),
+            )
+            .where(r.bucket_start >= start, r.bucket_start < split, r.target.in_(devices))
+            .group_by(r.target)
+        )
+    if split < end:
+        polls = Poll.__table__
+        if every_site:
+            polls = _polls_in_time_order("polls", *(column(c.name, c.type) for c in Poll.__table__.c))
+        q = polls.c
+        parts.append(
+            select(
+                q.target,
+                func.count().label("total"),
+                func.sum(case((q.on_time.is_(true()), 1), else_=0)).label("on_time"),
+                func.sum(case((q.on_time.is_(None), 1), else_=0)).label("unjudged"),
+            )
+            .where(q.scheduled_at >= split, q.scheduled_at < end, q.target.in_(devices))
+            .group_by(q.target)
+        )
+    for part in parts:
+        per_target = part.subquery()
+        query = (
+            select(
+                d.site,
+                func.sum(per_target.c.total),
+                func.sum(per_target.c.on_time),
+                func.sum(per_target.c.unjudged),
+            )
+            .select_from(per_target.join(Device.__table__, d.name == per_target.c.target))
+            .group_by(d.site)
+        )
+        for site_code, total, on_time, unjudged in conn.execute(query):
+            found = counts[site_code]
+            found[0] += int(total or 0)
+            found[1] += int(on_time or 0)
+            found[2] += int(unjudged or 0)
+    return {code: PollCounts(*found) for code, found in counts.items() if found[0]}
+
+
+def _rolled_up_until(conn: Any) -> datetime | None:
+    """The poll rollup's cursor: every hour starting before it is in ``poll_rollups``."""
+    g = RollupProgress.__table__.c
+    done: datetime | None = conn.execute(select(g.done_until).where(g.name == POLL_ROLLUP)).scalar()
+    return done
 
 
 # --- computing -------------------------------------------------------------------------------
@@ -645,7 +664,11 @@ def _summary(code: str, name: str, rows: Sequence[SiteRow], period: timedelta) -
         for state in PRECEDENCE:
             seconds[state] += row.figures[state]
     longest = [r.figures.longest_outage for r in rows if r.figures.longest_outage is not None]
-    polls = PollCounts(sum(r.figures.polls.total for r in rows), sum(r.figures.polls.on_time for r in rows))
+    polls = PollCounts(
+        sum(r.figures.polls.total for r in rows),
+        sum(r.figures.polls.on_time for r in rows),
+        sum(r.figures.polls.unjudged for r in rows),
+    )
     figures = Figures(
         period * len(rows), seconds, sum(r.figures.outages for r in rows), max(longest, default=None), polls
     )

@@ -42,6 +42,7 @@ __all__ = [
     "Outage",
     "OutageAnnotation",
     "Poll",
+    "PollRollup",
     "RollupProgress",
     "SingletonRun",
     "Site",
@@ -147,6 +148,9 @@ class Poll(Base):
     success: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[str] = mapped_column(String(36))
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
+    """Started no later than a tenth of the job's interval after ``scheduled_at``, judged when
+    recorded; NULL for polls recorded before revision 0008."""
 
 
 class IcmpSample(Base):
@@ -376,6 +380,22 @@ class IcmpRollup(Base):
     rtt_min_seconds: Mapped[float | None] = mapped_column(Float)
     rtt_avg_seconds: Mapped[float | None] = mapped_column(Float)
     rtt_max_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class PollRollup(Base):
+    """Polls per target, collector kind and UTC hour: all of them, those on time, and those with no
+    on-time verdict (recorded before revision 0008); the availability report reads its poll counts
+    here, since raw polls are kept only days."""
+
+    __tablename__ = "poll_rollups"
+    __table_args__ = (Index(None, "bucket_start"), _UPSERT)
+
+    target: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    polls: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    unjudged: Mapped[int] = mapped_column(Integer)
 
 
 class RollupProgress(Base):

@@ -3,6 +3,8 @@
 Raw samples go after ``raw_days`` — but never past the cursor of the rollup that reads them, so a
 rollup that fell behind (daemon stopped, database down) still finds its input. 5-minute rollups go
 after ``five_minute_days``, never past the hourly cursor; hourly ones only when ``hourly_days`` is set.
+The poll log goes after ``polls_days``, never past the poll rollup's cursor; poll rollups, which the
+availability report reads, are kept as long as the hourly rollups.
 The outage ledger, annotations and state tables are never touched. Each transaction deletes at
 most ``batch_rows`` rows chosen by primary key, so the batched writer (SQLite allows one writer at a
 time) waits at most one short transaction.
@@ -48,13 +50,14 @@ def cutoffs(engine: Engine, policy: RetentionPolicy, now: datetime) -> dict[str,
         "interface_samples": _older(policy.raw_days, now, done.get("interface_5m"), needs_cursor=True),
         "icmp_samples": _older(policy.raw_days, now, done.get("icmp_5m"), needs_cursor=True),
         "device_metric_samples": _older(policy.raw_days, now, needs_cursor=False),
-        "polls": _older(policy.polls_days, now, needs_cursor=False),
+        "polls": _older(policy.polls_days, now, done.get("polls_1h"), needs_cursor=True),
         "interface_rollups_5m": _older(
             policy.five_minute_days, now, done.get("interface_1h"), needs_cursor=True
         ),
         "icmp_rollups_5m": _older(policy.five_minute_days, now, done.get("icmp_1h"), needs_cursor=True),
         "interface_rollups_1h": hourly,
         "icmp_rollups_1h": hourly,
+        "poll_rollups": hourly,
     }
 
 
@@ -67,6 +70,8 @@ def _targets() -> dict[str, tuple[Table, Any, ColumnElement[bool]]]:
         table = table_named(name)
         for res in ("5m", "1h"):
             targets[f"{name}_{res}"] = (table, table.c.bucket_start, table.c.resolution == res)
+    polls = table_named("poll_rollups")
+    targets["poll_rollups"] = (polls, polls.c.bucket_start, true())
     return targets
 
 

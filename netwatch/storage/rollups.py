@@ -1,6 +1,6 @@
 """Rollups: raw samples → 5-minute buckets → hourly buckets, incremental, idempotent, resumable.
 
-Each rollup (``interface_5m``, ``interface_1h``, ``icmp_5m``, ``icmp_1h``) keeps a cursor in
+Each rollup (``interface_5m``, ``interface_1h``, ``icmp_5m``, ``icmp_1h``, ``polls_1h``) keeps a cursor in
 ``rollup_progress``: every bucket starting before ``done_until`` is complete. A run advances each
 cursor batch by batch; a batch deletes the rollup rows of its time range, writes them afresh and moves
 the cursor, all in one transaction, so an interrupted run leaves either the whole batch or none of it
@@ -19,6 +19,10 @@ What a bucket holds:
   uses as the peak.
 - ICMP: rounds, probes sent and answered summed, RTT min of mins and max of maxes, RTT average
   weighted by answered probes (so the hourly average equals the average over all answered probes).
+- polls, hourly straight from the poll log (``poll_rollups``, per target and collector kind): polls,
+  those on time (``polls.on_time``, judged when recorded) and those without a verdict (recorded before
+  revision 0008). The availability report reads these, since the poll log is kept only days. An
+  hourly poll bucket is rolled up once its end is the grace period in the past.
 
 The aggregation runs in SQL (GROUP BY an integer epoch bucket, one small dialect helper); Python only
 turns bucket numbers into timestamps and writes the rows.
@@ -50,13 +54,22 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.sql.expression import literal_column
 
 from netwatch.storage.dml import statement_for, table_named
-from netwatch.storage.models import IcmpRollup, IcmpSample, InterfaceRollup, InterfaceSample, RollupProgress
+from netwatch.storage.models import (
+    IcmpRollup,
+    IcmpSample,
+    InterfaceRollup,
+    InterfaceSample,
+    Poll,
+    PollRollup,
+    RollupProgress,
+)
 
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_GRACE",
     "FIVE_MINUTES",
     "HOUR",
+    "POLL_ROLLUP",
     "ROLLUP_NAMES",
     "RollupResult",
     "ceil_to",
@@ -76,7 +89,9 @@ DEFAULT_BATCH = timedelta(hours=6)
 DEFAULT_GRACE = timedelta(minutes=3)
 """How long after a 5-minute bucket ends it is rolled up: 2 × the longest usual poll interval (60 s),
 plus the writer's flush delay."""
-ROLLUP_NAMES = ("interface_5m", "interface_1h", "icmp_5m", "icmp_1h")
+POLL_ROLLUP = "polls_1h"
+"""The hourly poll rollup (``poll_rollups``), which the availability report reads."""
+ROLLUP_NAMES = ("interface_5m", "interface_1h", "icmp_5m", "icmp_1h", POLL_ROLLUP)
 """The rollups, in the order a run advances them (each hourly one after its 5-minute source)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -266,6 +281,34 @@ def _icmp(conn: Connection, lo: datetime, hi: datetime, step: timedelta) -> list
     ]
 
 
+def _polls(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    p = Poll.__table__.c
+    bucket = _bucket(conn, p.scheduled_at, HOUR).label("bucket")
+    query = (
+        sa_select(
+            p.target,
+            p.kind,
+            bucket,
+            func.count(),
+            func.sum(case((p.on_time.is_(true()), 1), else_=0)),
+            func.sum(case((p.on_time.is_(None), 1), else_=0)),
+        )
+        .where(p.scheduled_at >= lo, p.scheduled_at < hi)
+        .group_by(p.target, p.kind, bucket)
+    )
+    return [
+        {
+            "target": target,
+            "kind": kind,
+            "bucket_start": _at(b),
+            "polls": int(n),
+            "on_time": int(on_time or 0),
+            "unjudged": int(unjudged or 0),
+        }
+        for target, kind, b, n, on_time, unjudged in conn.execute(query)
+    ]
+
+
 @dataclass(frozen=True)
 class _Spec:
     name: str
@@ -309,6 +352,7 @@ def _specs() -> dict[str, _Spec]:
             cr.c.resolution == "5m",
             "icmp_5m",
         ),
+        POLL_ROLLUP: _Spec(POLL_ROLLUP, PollRollup.__table__, HOUR, _polls, Poll.__table__.c.scheduled_at),
     }
 
 
@@ -319,11 +363,9 @@ def _replace(conn: Connection, spec: _Spec, lo: datetime, hi: datetime) -> int:
     """Recompute ``spec``'s buckets in [lo, hi) in the caller's transaction; returns rows written."""
     rows = spec.compute(conn, lo, hi)
     table: Table = spec.table
-    conn.execute(
-        delete(table).where(
-            table.c.resolution == _RES[spec.step], table.c.bucket_start >= lo, table.c.bucket_start < hi
-        )
-    )
+    # Tables holding one resolution (poll_rollups) have no resolution column.
+    same = table.c.resolution == _RES[spec.step] if "resolution" in table.c else true()
+    conn.execute(delete(table).where(same, table.c.bucket_start >= lo, table.c.bucket_start < hi))
     if rows:
         stmt = statement_for(conn.dialect, table, rows[0].keys())
         for start in range(0, len(rows), 5000):
@@ -435,13 +477,21 @@ def rebuild(
     lo_hour, hi_hour = floor_to(start, HOUR), ceil_to(end, HOUR)
     result = RollupResult()
     specs = _specs()
-    # An hourly rollup's input is the 5-minute one rebuilt just before it: its start is known then.
+    # An hourly rollup's input is the 5-minute one rebuilt just before it: its start is known then;
+    # rollups of raw samples know theirs now.
     most = len(_ranges(lo_hour, hi_hour, batch))
-    total, done = most * len(specs), 0
-    for name, spec in specs.items():
+
+    def ranges_of(spec: _Spec) -> list[tuple[datetime, datetime]]:
         oldest = _earliest(engine, spec)
-        ranges = _ranges(max(lo_hour, oldest), hi_hour, batch) if oldest is not None else []
-        total -= most - len(ranges)
+        return _ranges(max(lo_hour, oldest), hi_hour, batch) if oldest is not None else []
+
+    known = {name: ranges_of(spec) for name, spec in specs.items() if spec.source is None}
+    total = most * len(specs) - sum(most - len(r) for r in known.values())
+    done = 0
+    for name, spec in specs.items():
+        ranges = known[name] if name in known else ranges_of(spec)
+        if name not in known:
+            total -= most - len(ranges)
         for a, b in ranges:
             with engine.begin() as conn:
                 result.rows[name] += _replace(conn, spec, a, b)

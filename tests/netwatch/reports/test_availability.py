@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from netwatch.config.retention import RetentionPolicy
 from netwatch.reports.availability import (
     AvailabilityReport,
     MonthData,
@@ -23,7 +24,11 @@ from netwatch.reports.render import render_csv
 from netwatch.sitehealth import SiteState
 from netwatch.storage.engine import create_engine_for
 from netwatch.storage.migrate import upgrade
-from tests.netwatch.reports.month_data import GAP, MONTH, PERIOD, local, populate
+from netwatch.storage.models import Poll
+from netwatch.storage.retention import apply_retention
+from netwatch.storage.rollups import progress, roll_up
+from tests.netwatch.reports.month_data import GAP, MONTH, PERIOD, STAMP, local, populate
+from tests.netwatch.storage.rows import count
 
 AFTER_MONTH = local(11, 5, 0)
 UP, DEG, DOWN, UNR, MAINT, UNK = (
@@ -232,6 +237,49 @@ def test_filters_by_site_and_district(migrated: Engine) -> None:
     assert district.province.figures[UNR] == s(5_220)
 
 
+def test_month_whose_raw_polls_were_purged_keeps_its_poll_counts(migrated: Engine) -> None:
+    populate(migrated)
+    from_raw = compute(load_month(migrated, MONTH), AFTER_MONTH)
+    # Rolled up to 10-03 local midnight only: tk-r1's polls (10-02) come from poll_rollups,
+    # tkc01-r1's (10-03) and ha-r1's (10-04) from the raw log after the cursor.
+    roll_up(migrated, until=local(10, 3, 0, 3))
+    assert progress(migrated)["polls_1h"] == local(10, 3, 0)
+    split = compute(load_month(migrated, MONTH), AFTER_MONTH)
+    # The daemon rolls up as time passes; retention then deletes every raw poll of October.
+    roll_up(migrated, until=STAMP)
+    purged = apply_retention(migrated, RetentionPolicy(), local(11, 12, 0))
+    assert purged["polls"] == 20 and count(migrated, "polls") == 0
+    after = compute(load_month(migrated, MONTH), AFTER_MONTH)
+
+    for report in (split, after):
+        assert report.rows == from_raw.rows
+        assert (report.districts, report.province) == (from_raw.districts, from_raw.province)
+    assert row(after, "TK").figures.polls == PollCounts(total=13, on_time=11)
+    assert row(after, "TK").figures.polls_on_time == pytest.approx(11 / 13, abs=1e-12)
+    assert row(after, "TK-C01").figures.polls == PollCounts(total=5, on_time=4)
+    assert row(after, "HA").measured and row(after, "HA").figures.polls == PollCounts(1, 1)
+    assert not row(after, "TK-NODATA").measured
+
+
+def test_polls_recorded_before_the_verdict_have_unknown_lateness(migrated: Engine) -> None:
+    populate(migrated)
+    p = Poll.__table__.c
+    with migrated.begin() as conn:  # tk-r1's SNMP polls, as recorded before revision 0008
+        conn.execute(update(Poll).where(p.target == "tk-r1", p.kind == "snmp").values(on_time=None))
+    raw = compute(load_month(migrated, MONTH), AFTER_MONTH)
+    roll_up(migrated, until=STAMP)
+    rolled = compute(load_month(migrated, MONTH), AFTER_MONTH)
+
+    for report in (raw, rolled):
+        tk = row(report, "TK").figures
+        # 13 polls, 3 without a verdict: the 8 on-time ICMP polls of the 10 judged.
+        assert tk.polls == PollCounts(total=13, on_time=8, unjudged=3)
+        assert tk.polls_on_time == pytest.approx(8 / 10, abs=1e-12)
+        # The province: 19 polls, 3 unjudged, 8 + 4 + 1 = 13 on time of 16 judged.
+        assert report.province.figures.polls == PollCounts(19, 13, 3)
+        assert report.province.figures.polls_on_time == pytest.approx(13 / 16, abs=1e-12)
+
+
 def _bare(code: str) -> MonthData:
     site = SiteInfo(code, code, "district", code, None, 0.99)
     return MonthData(MONTH, "Asia/Ho_Chi_Minh", (site,), (), {}, (), {code: PollCounts(1, 1)})
@@ -269,6 +317,7 @@ def test_sqlite_and_postgresql_give_identical_reports(tmp_path: Path, postgres_d
         try:
             upgrade(engine)
             populate(engine)
+            roll_up(engine, until=local(10, 3, 12))  # poll counts from rollups and from the raw tail
             report = compute(load_month(engine, MONTH), AFTER_MONTH)
         finally:
             engine.dispose()

@@ -62,4 +62,5 @@ def test_report_steps_count_sites_to_the_total_and_piped_output_is_clean(tmp_pat
         "interface_1h",
         "icmp_5m",
         "icmp_1h",
+        "polls_1h",
     ]

@@ -122,3 +122,36 @@ def test_retention_beside_a_batch_writer_loses_no_row(sqlite_db: tuple[str, Engi
     with engine.connect() as conn:
         written = conn.execute(select(func.count()).select_from(t).where(t.c.device == "r2")).scalar_one()
     assert written == new_rows
+
+
+def test_poll_log_waits_for_its_rollup_and_poll_rollups_stay_as_long_as_hourly(migrated: Engine) -> None:
+    start = NOW - timedelta(days=403)
+    rows = [poll_row(start + timedelta(minutes=30 * n)) for n in range(5 * 48)]  # 5 days, 2 an hour
+    insert_rows(migrated, "polls", rows)
+
+    assert apply_retention(migrated, RetentionPolicy(), NOW)["polls"] == 0  # never rolled up yet
+    roll_up(migrated, until=start + timedelta(days=1, minutes=3))  # the first day only
+    deleted = apply_retention(migrated, RetentionPolicy(), NOW)
+    assert deleted["polls"] == 48  # the day rolled up; the next 4 wait for their rollup
+    assert _times(migrated, "polls")[0] == start + timedelta(days=1)
+    roll_up(migrated, until=NOW)
+    assert apply_retention(migrated, RetentionPolicy(), NOW)["polls"] == 4 * 48
+
+    assert count(migrated, "poll_rollups") == 5 * 24  # kept: hourly rollups stay by default
+    deleted = apply_retention(migrated, RetentionPolicy(hourly_days=401), NOW)
+    assert deleted["poll_rollups"] == 2 * 24  # days 403 and 402 back
+
+
+def poll_row(at: datetime) -> dict[str, Any]:
+    """One on-time ICMP poll of r1."""
+    return {
+        "target": "r1",
+        "kind": "icmp",
+        "scheduled_at": at,
+        "started_at": at,
+        "duration_seconds": 0.01,
+        "success": True,
+        "reason": None,
+        "run_id": "run-1",
+        "on_time": True,
+    }

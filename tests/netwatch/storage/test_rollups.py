@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,38 @@ from tests.netwatch.storage.history import (
 )
 
 T = datetime(2026, 10, 14, 10, 0, tzinfo=UTC)
-ROLLUP_TABLES = ("interface_rollups", "icmp_rollups")
+ROLLUP_TABLES = ("interface_rollups", "icmp_rollups", "poll_rollups")
+
+
+def poll_row(target: str, kind: str, at: datetime, on_time: bool | None) -> dict[str, Any]:
+    """One poll log row; ``on_time`` None as recorded before revision 0008."""
+    return {
+        "target": target,
+        "kind": kind,
+        "scheduled_at": at,
+        "started_at": at,
+        "duration_seconds": 0.01,
+        "success": True,
+        "reason": None,
+        "run_id": "run-1",
+        "on_time": on_time,
+    }
+
+
+def random_polls(engine: Engine, start: datetime, hours: int, seed: int = 11) -> None:
+    """``hours`` of poll log: 2 ICMP targets every 10 s and one SNMP target every 60 s, some late,
+    some missed, the first hour's without a verdict (recorded before revision 0008)."""
+    rng = random.Random(seed)
+    rows = []
+    for n in range(hours * 360):
+        at = start + timedelta(seconds=10 * n)
+        jobs = [("r1", "icmp"), ("r2", "icmp")] + ([("r1", "snmp")] if n % 6 == 0 else [])
+        for target, kind in jobs:
+            if rng.random() < 0.02:
+                continue
+            verdict = None if n < 360 else rng.random() < 0.9
+            rows.append(poll_row(target, kind, at, verdict))
+    insert_rows(engine, "polls", rows)
 
 
 def _rollups(engine: Engine, table: str, resolution: str) -> dict[Any, dict[str, Any]]:
@@ -133,6 +165,29 @@ def test_icmp_rollups_weight_rtt_by_answered_probes(migrated: Engine) -> None:
     assert hour["rtt_avg_seconds"] == pytest.approx((3 * 0.010 + 0.040 + 2 * 0.020) / 6)
 
 
+def test_poll_rollups_count_polls_on_time_and_without_verdict_per_hour(migrated: Engine) -> None:
+    rows = [
+        poll_row("r1", "icmp", T, True),
+        poll_row("r1", "icmp", T + timedelta(seconds=10), False),
+        poll_row("r1", "icmp", T + timedelta(seconds=20), None),
+        poll_row("r1", "icmp", T + timedelta(minutes=59, seconds=59, microseconds=999_000), True),
+        poll_row("r1", "snmp", T + timedelta(minutes=1), True),
+        poll_row("r1", "icmp", T + timedelta(hours=1), True),  # the next hour
+        poll_row("r1", "icmp", T + timedelta(hours=2), True),  # its hour is not over
+    ]
+    insert_rows(migrated, "polls", rows)
+
+    done = roll_up(migrated, until=T + timedelta(hours=2, minutes=59))
+
+    assert done.done_until["polls_1h"] == T + timedelta(hours=2)
+    got = {(r[0], r[1], r[2]): r[3:] for r in snapshot(migrated, "poll_rollups")}
+    assert got == {
+        ("r1", "icmp", T): (4, 2, 1),  # polls, on time, without a verdict
+        ("r1", "icmp", T + timedelta(hours=1)): (1, 1, 0),
+        ("r1", "snmp", T): (1, 1, 0),
+    }
+
+
 def _clear_rollups(engine: Engine) -> None:
     with engine.begin() as conn:
         for name in ROLLUP_TABLES:
@@ -144,6 +199,7 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
 ) -> None:
     start = T - timedelta(minutes=17)  # not on an hour: the first batch is partial
     random_history(migrated, start, hours=14)
+    random_polls(migrated, start, hours=14)
     end = start + timedelta(hours=14, minutes=30)
 
     # The daemon's way: small steps as time passes, some runs cut short after one batch.
@@ -171,7 +227,7 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
     incremental = {name: snapshot(migrated, name) for name in ROLLUP_TABLES}
     cursors = rollups.progress(migrated)
     assert cursors["interface_5m"] == cursors["icmp_5m"] == T + timedelta(hours=14, minutes=10)  # end − grace
-    assert cursors["interface_1h"] == cursors["icmp_1h"] == T + timedelta(hours=14)
+    assert cursors["interface_1h"] == cursors["icmp_1h"] == cursors["polls_1h"] == T + timedelta(hours=14)
 
     _clear_rollups(migrated)
     steps: list[tuple[int, int]] = []
@@ -185,6 +241,8 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
         assert_same_rows(snapshot(migrated, name), incremental[name])
     # 09:43 → 23:43: 169 five-minute and 15 hourly buckets for each of 3 interfaces.
     assert len(incremental["interface_rollups"]) == 3 * (169 + 15)
+    # Hours 09:00 (from 09:43) to 23:00, the cursor at 24:00: 15 for each of 3 target × kind pairs.
+    assert len(incremental["poll_rollups"]) == 3 * 15
     # Running again changes nothing: the cursors are at the end.
     assert sum(roll_up(migrated, until=end).batches.values()) == 0
 
@@ -214,6 +272,7 @@ def test_sqlite_and_postgresql_give_the_same_rollups(tmp_path: Any, postgres_db_
         try:
             upgrade(engine)
             random_history(engine, T, hours=5)
+            random_polls(engine, T, hours=5)
             roll_up(engine, until=T + timedelta(hours=6), batch=timedelta(hours=2))
             results.append({name: snapshot(engine, name) for name in ROLLUP_TABLES})
         finally:

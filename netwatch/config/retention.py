@@ -25,7 +25,10 @@ class RetentionPolicy(BaseModel):
         default=8,
         ge=1,
         le=3650,
-        description="Days the per-poll log (times, success, lateness) is kept.",
+        description=(
+            "Days the per-poll log (times, success, lateness) is kept; a poll is also kept until its "
+            "hour is rolled up into poll_rollups, which the reports read for older months."
+        ),
     )
     five_minute_days: int = Field(
         default=400,

@@ -201,7 +201,9 @@ def test_with_reboots_the_total_never_decreases_and_no_rate_exceeds_the_link(
             raw, bits=bits, sample_monotonic=now, device_uptime_ticks=uptime, max_rate=MAX_RATE
         )
         assert update.total >= previous.total
-        assert update.rate is None or 0 <= update.rate <= MAX_RATE * (1 + 1e-9)  # float rounding of delta / dt
+        assert update.rate is None or 0 <= update.rate <= MAX_RATE * (
+            1 + 1e-9
+        )  # float rounding of delta / dt
         if reboot:
             assert update.rate is None
         previous = update

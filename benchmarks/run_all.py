@@ -66,7 +66,13 @@ def plan(quick: bool) -> list[tuple[str, list[str], int]]:
         ("storage", ["storage_write.py", "--rows", "200000", "--postgres"], 1800),
         ("exposition", ["exposition.py", "--devices", "200", "--interfaces", "50", "--repeat", "5"], 900),
         ("scheduler", ["scheduler_fire.py", "--jobs", "3000", "--seconds", "20"], 300),
-        ("report_month", ["report_month.py"], 3600),
+        # 600 devices and 250 sites as in the province; interfaces and the raw window cut down so
+        # the generator (not the reports) stays within minutes
+        (
+            "report_month",
+            ["report_month.py", "--interfaces", "600", "--raw-days", "0.5", "--repeat", "2"],
+            3600,
+        ),
     ]
 
 

@@ -277,6 +277,7 @@ class IcmpEngine:
         self._privileged = privileged
         self._factory = socket_factory
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._read_ns = 0  # wall-clock time of the last socket read, for the skew estimate
         self._families: dict[int, _Family] = {}
         self._rounds: set[_Round] = set()
         self._ident = int.from_bytes(os.urandom(2), "big")
@@ -499,10 +500,8 @@ class IcmpEngine:
 
     def _on_readable(self, fam: _Family) -> None:
         datagrams = fam.sock.receive()
-        now_ns = time.time_ns()
+        self._read_ns = time.time_ns()
         for datagram in datagrams:
-            if not datagram.queued_error:
-                fam.calibrate(datagram.received_ns, now_ns)
             self._handle(fam, datagram)
 
     def _handle(self, fam: _Family, datagram: Datagram) -> None:
@@ -538,8 +537,16 @@ class IcmpEngine:
         # a wall-clock step between send and receive would report a fiction: drop the probe instead
         if 0 <= rtt_ns <= elapsed_ns + _CLOCK_SLACK_NS and rtt_ns <= rnd.timeout * 1e9:
             rnd.rtts[probe.index] = rtt_ns / 1e9
+            fam.skew_candidate = None
+            if fam.skew_ns:
+                fam.calibrate(datagram.received_ns, self._read_ns)  # refine a skew already known
         elif rtt_ns < 0 or rtt_ns > elapsed_ns + _CLOCK_SLACK_NS:
-            rnd.stepped += 1  # a late reply is a loss; one whose times disagree with monotonic time is not
+            # Times that disagree with the monotonic time that passed: a clock step, or kernel stamps
+            # on another clock (libfaketime). Not a loss: the round is discarded. Only such replies
+            # move the skew estimate: a busy loop reading late makes every reply look delayed, and
+            # must never be taken for a skew (it was, under overload, discarding good rounds).
+            rnd.stepped += 1
+            fam.calibrate(datagram.received_ns, self._read_ns)
         if not rnd.unsent:
             self._settle(fam, rnd)
 

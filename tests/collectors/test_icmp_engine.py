@@ -186,6 +186,23 @@ async def test_impossible_rtts_are_discarded(
     assert (result.stepped, result.reason) == (stepped, reason)
 
 
+async def test_replies_read_late_by_a_busy_loop_keep_their_kernel_rtt(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
+) -> None:
+    """An overloaded loop reads replies seconds after the kernel stamped them: that is not a skew
+    between the clocks, and must neither discard the round nor inflate its RTTs."""
+    engine, made = fakes
+
+    def script(sock: FakeSocket, message: bytes, address: str, sent_ns: int) -> None:
+        datagram = Datagram(reply_to(message), address, sent_ns + 50_000)  # stamped 50 µs after the send
+        asyncio.get_running_loop().call_later(1.2, sock.deliver, datagram)  # read 1.2 s later
+
+    made[socket.AF_INET].script = script
+    result = await engine.round("203.0.113.10", probes=3, probe_spacing=0.001, timeout=2.0)
+    assert (result.sent, result.received, result.stepped, result.reason) == (3, 3, 0, None)
+    assert result.max is not None and result.max < 0.001
+
+
 async def test_destination_unreachable_ends_the_round_without_waiting(
     fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
 ) -> None:

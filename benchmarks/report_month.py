@@ -6,13 +6,16 @@ Run from the repository root::
         [--interfaces 10000] [--raw-days 8] [--month 2026-10]
 
 Generates (fast bulk inserts: executemany on the raw SQLite connection, COPY on PostgreSQL) the
-sites, devices and interfaces, the outage ledger, 5-minute and hourly interface and ICMP rollups for
-the whole month, hourly poll rollups for the whole month, and the last ``--raw-days`` days of raw
-samples (10-second ICMP rounds, 60-second interface samples, their poll log, judged on time). Then times the availability report, the bandwidth report, and a
-single hand-written SQL aggregate over the same rollups (the floor), and prints rows per table,
-database size and the ratios. SQLite in a temporary directory by default. Everything is bounded by
-the arguments; use smaller ``--interfaces`` / ``--raw-days`` for a quick run (the report timings
-depend on the number of links and the month, not on the other interfaces).
+sites, devices, interfaces and site links, the outage ledger, interface rollups for the whole month
+as the daemon keeps them (hourly for every interface, 5-minute only for link interfaces), 5-minute
+and hourly ICMP rollups and hourly poll rollups for the whole month, and the last ``--raw-days``
+days of raw samples (10-second ICMP rounds, 60-second interface samples, their poll log, judged on
+time). Then times the availability report, the bandwidth report, and a single hand-written SQL
+aggregate over the same rollups (the floor), and prints rows per table, database size (on SQLite
+also each table's share, indexes included, per 1,000 interfaces) and the ratios. SQLite in a
+temporary directory by default. Everything is bounded by the arguments; use smaller
+``--interfaces`` / ``--raw-days`` for a quick run (the report timings depend on the number of links
+and the month, not on the other interfaces).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "sites": ("code", "name", "kind", "district", "parent", "sla_target", "updated_at"),
     "devices": ("name", "site", "address", "role", "upstream", "updated_at"),
     "interfaces": ("device", "ifindex", "ifname", "ifalias", "iftype", "speed_bps", "contracted_bps", "updated_at"),
+    "site_links": ("site", "link", "position", "name", "device", "interface", "contracted_bps", "updated_at"),
     "outages": ("site", "state", "cause", "started_at", "ended_at", "run_id", "updated_at"),
     "instance_runs": (
         "run_id", "instance", "shard", "hostname", "pid", "version", "started_at", "heartbeat_at", "stopped_at",
@@ -136,15 +140,20 @@ def _outages(
 
 
 def _interface_rollups(
-    rng: random.Random, interfaces: Sequence[tuple[str, int]], five: Sequence[datetime]
+    rng: random.Random,
+    interfaces: Sequence[tuple[str, int]],
+    links: set[tuple[str, int]],
+    five: Sequence[datetime],
 ) -> Iterator[tuple[Any, ...]]:
+    """Hourly rows for every interface, 5-minute rows for link interfaces only (the daemon's rule)."""
     for d, i in interfaces:
         base = rng.uniform(1e5, 3e6)
         hour: list[float] = []
         for n, b in enumerate(five):
             v = base * (0.5 + (n % 288) / 288) + rng.random() * 1e5
             hour.append(v)
-            yield d, i, "5m", b, 5, v, v / 3, v * 1.2, v / 2.5, None, None, v * 37.5, v * 12.5
+            if (d, i) in links:
+                yield d, i, "5m", b, 5, v, v / 3, v * 1.2, v / 2.5, None, None, v * 37.5, v * 12.5
             if len(hour) == 12:
                 avg, top = sum(hour) / 12, max(hour)
                 first = b - timedelta(minutes=55)
@@ -222,10 +231,12 @@ def generate(loader: Loader, args: argparse.Namespace) -> tuple[list[LinkRef], d
         "interfaces",
         iter([(d, i, f"ge-0/0/{i}", "", 6, 1e9, contracted.get((d, i)), start) for d, i in interfaces]),
     )
+    mirrored = [(k.site, f"{k.device}/{k.interface}", 0, "WAN", k.device, k.interface) for k in links]
+    loader.load("site_links", iter([(*row, 4e6, start) for row in mirrored]))
     loader.load("instance_runs", iter([("run-1", "bench", "0/1", "bench", 1, "bench", start, end, None)]))
     loader.load("outages", _outages(rng, sites, start, end))
     five = _buckets(start, end, timedelta(minutes=5))
-    loader.load("interface_rollups", _interface_rollups(rng, interfaces, five))
+    loader.load("interface_rollups", _interface_rollups(rng, interfaces, set(contracted), five))
     hours = _buckets(start, end, timedelta(hours=1))
     loader.load("icmp_rollups", _icmp_rollups(rng, devices, five, hours))
     raw_from = end - timedelta(days=args.raw_days)
@@ -304,6 +315,23 @@ def availability_floor(engine: Engine, start: datetime, end: datetime) -> int:
         return len(conn.execute(ledger, {"s": s, "e": e}).all()) + len(
             conn.execute(polls, {"s": s, "e": e}).all()
         )
+
+
+def table_sizes(engine: Engine) -> dict[str, int]:
+    """Bytes per table, its indexes included (SQLite's dbstat; empty elsewhere)."""
+    if engine.dialect.name != "sqlite":
+        return {}
+    sql = (
+        "SELECT m.tbl_name, sum(s.pgsize) FROM dbstat s JOIN sqlite_schema m ON m.name = s.name "
+        "GROUP BY m.tbl_name"
+    )
+    with engine.connect() as conn:
+        return {name: int(size) for name, size in conn.exec_driver_sql(sql)}
+
+
+def _interface_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM interfaces")).scalar_one())
 
 
 def _devices(engine: Engine) -> list[str]:
@@ -386,12 +414,19 @@ def report(
         print(f"{table:<20}{n:>14,}", file=out)
     size = db_size(engine, url)
     print(f"generated in {load_seconds:.1f} s; database size {size / 2**20:,.1f} MiB", file=out)
+    thousands = _interface_count(engine) / 1000
+    for table, part in sorted(table_sizes(engine).items(), key=lambda item: -item[1])[:6]:
+        # Only interface tables grow with interfaces; ICMP and poll tables grow with devices.
+        per = table.startswith("interface_") and thousands
+        share = f"{part / 2**20 / thousands:,.1f} MiB per 1,000 interfaces" if per else ""
+        print(f"  {table:<22}{part / 2**20:>10,.1f} MiB  {share}", file=out)
     bw, result = _timed(
         lambda: bandwidth_report(engine, args.month, tz=TZ, links=links, now=now), args.repeat
     )
     bw_floor, floor_rows = _timed(lambda: bandwidth_floor(engine, links, start, end), args.repeat)
     assert result.resolution == "5m" and floor_rows == len(links)
     assert all(row.buckets == int((end - start) / timedelta(minutes=5)) for row in result.links)
+    assert not result.hourly_links  # every link has its 5-minute rollups
     rows = [("bandwidth report", bw, bw_floor)]
     av_floor, _ = _timed(lambda: availability_floor(engine, start, end), args.repeat)
     try:

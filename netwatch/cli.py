@@ -806,6 +806,11 @@ def report_bandwidth(
         click.echo(
             f"note: {month} is older than the 5-minute rollups' retention: hourly figures used", err=True
         )
+    elif result.hourly_links:
+        click.echo(
+            f"note: {len(result.hourly_links)} link(s) without 5-minute rollups: hourly figures used",
+            err=True,
+        )
     _emit(body, output)
 
 

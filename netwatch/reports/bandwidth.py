@@ -5,10 +5,14 @@ Figures come from the interface rollups, never from raw samples:
   largest 5-minute average (not the largest single poll); 95th percentile = nearest-rank 95th
   percentile of the 5-minute averages (the carriers' "95th percentile billing"); hours above the
   threshold (80 % of the contracted rate, in or out) = 5-minute buckets above it × 5 min.
-- hourly rollups, for months that start before the 5-minute rollups' retention: average = mean of
-  hourly averages; peak = the largest 5-minute average (each hour keeps it, see
-  ``netwatch.storage.rollups``); 95th percentile = of the hourly averages; hours above = hours whose
-  average is above the threshold. The report says so (``fallback``): these are approximations.
+- hourly rollups, for months that start before the 5-minute rollups' retention, and for a link
+  without a single 5-minute row in the month (5-minute rollups are kept only for interfaces that
+  ``site_links`` names, so an interface the inventory made a link later, or whose rows retention
+  took): average = mean of hourly averages; peak = the largest 5-minute average (each hour keeps it,
+  see ``netwatch.storage.rollups``); 95th percentile = of the hourly averages; hours above = hours
+  whose average is above the threshold. The report says so — ``fallback`` for the whole month,
+  ``LinkBandwidth.resolution`` and ``BandwidthReport.hourly_links`` per link: these are
+  approximations.
 Utilisation is average ÷ contracted and p95 ÷ contracted. Month boundaries are local (``tz``).
 Everything is computed in Python from the same fetched values, so SQLite and PostgreSQL give the
 same report.
@@ -84,6 +88,8 @@ class LinkBandwidth:
     inbound: Direction
     outbound: Direction
     hours_above: float | None
+    resolution: Resolution = "5m"
+    """The rollups the figures come from: 1h for the month's fallback or this link's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,11 @@ class BandwidthReport:
     threshold: float
     generated_at: datetime
     links: tuple[LinkBandwidth, ...]
+
+    @property
+    def hourly_links(self) -> tuple[LinkBandwidth, ...]:
+        """Links whose figures come from hourly rollups (every link when ``fallback``)."""
+        return tuple(row for row in self.links if row.resolution == "1h")
 
     @property
     def expected_buckets(self) -> int:
@@ -220,6 +231,21 @@ def _peaks(
     return peaks
 
 
+def _month_values(
+    engine: Engine, keys: Sequence[tuple[str, int]], resolution: Resolution, start: datetime, end: datetime
+) -> tuple[_Values, set[tuple[str, int]]]:
+    """Each link's bucket averages at ``resolution``, and the links read from hourly rollups: all of
+    them at 1h; at 5m, those with no 5-minute row in the month but hourly ones."""
+    values = _fetch(engine, keys, resolution, start, end)
+    if resolution == "1h":
+        return values, set(keys)
+    bare = [key for key in keys if not values[key][0]]
+    found = _fetch(engine, bare, "1h", start, end) if bare else {}
+    hourly = {key: columns for key, columns in found.items() if columns[0]}
+    values.update(hourly)
+    return values, set(hourly)
+
+
 def _ratio(value: float | None, contracted: float | None) -> float | None:
     return None if value is None or not contracted else value / contracted
 
@@ -286,24 +312,25 @@ def bandwidth_report(
     ]
     chosen.sort(key=lambda link: (link.district, link.site, link.name or "", link.device, link.interface))
     resolution = resolution_for(start, now, policy or RetentionPolicy())
-    step = FIVE_MINUTES if resolution == "5m" else HOUR
     indexes = _ifindexes(engine, chosen)
     keys = sorted(
         {(k.device, indexes[(k.device, k.interface)]) for k in chosen if (k.device, k.interface) in indexes}
     )
-    values = _fetch(engine, keys, resolution, start, end)
-    peaks = _peaks(engine, keys, start, end) if resolution == "1h" else {}
+    values, hourly = _month_values(engine, keys, resolution, start, end)
+    peaks = _peaks(engine, sorted(hourly), start, end) if hourly else {}
     if progress is not None:
         progress(1, len(chosen) + 1)
     rows = []
     for link in chosen:
         ifindex = indexes.get((link.device, link.interface))
-        columns = values.get((link.device, ifindex), ([], [])) if ifindex is not None else ([], [])
+        key = (link.device, -1 if ifindex is None else ifindex)
+        columns = values.get(key, ([], []))
         ins, outs = _rates(*columns)
-        if resolution == "5m":
-            in_peak, out_peak = max(ins, default=None), max(outs, default=None)
+        from_hourly = resolution == "1h" or key in hourly
+        if from_hourly:
+            in_peak, out_peak = peaks.get(key, (None, None))
         else:
-            in_peak, out_peak = peaks.get((link.device, ifindex or -1), (None, None))
+            in_peak, out_peak = max(ins, default=None), max(outs, default=None)
         rows.append(
             LinkBandwidth(
                 link=link,
@@ -311,7 +338,10 @@ def bandwidth_report(
                 buckets=len(columns[0]),
                 inbound=_direction(ins, in_peak, link.contracted_bps),
                 outbound=_direction(outs, out_peak, link.contracted_bps),
-                hours_above=_hours_above(*columns, link.contracted_bps, threshold, step),
+                hours_above=_hours_above(
+                    *columns, link.contracted_bps, threshold, HOUR if from_hourly else FIVE_MINUTES
+                ),
+                resolution="1h" if from_hourly else "5m",
             )
         )
         if progress is not None:

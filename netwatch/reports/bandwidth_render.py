@@ -35,6 +35,7 @@ _HEAD: tuple[tuple[str, Kind], ...] = (
     ("col.interface", "text"),
     ("col.contracted", "bps"),
     ("col.buckets", "int"),
+    ("col.resolution", "text"),
     ("col.in_avg", "bps"),
     ("col.in_peak", "bps"),
     ("col.in_p95", "bps"),
@@ -50,7 +51,7 @@ _HEAD: tuple[tuple[str, Kind], ...] = (
 _XLSX_FORMATS = {"bps": "#,##0", "ratio": "0.00%", "hours": "0.00", "int": "0"}
 
 
-def _cells(row: LinkBandwidth) -> list[Value]:
+def _cells(row: LinkBandwidth, lang: Lang) -> list[Value]:
     link, i, o = row.link, row.inbound, row.outbound
     return [
         link.district,
@@ -61,6 +62,8 @@ def _cells(row: LinkBandwidth) -> list[Value]:
         link.interface,
         link.contracted_bps,
         row.buckets,
+        # per row: a link without 5-minute rollups is reported from hourly ones (approximate)
+        text(f"bandwidth.resolution_{row.resolution}", lang),
         i.average_bps,
         i.peak_bps,
         i.p95_bps,
@@ -92,6 +95,18 @@ def _local(value: datetime, tz: str) -> str:
     return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
 
+def _notes(report: BandwidthReport, lang: Lang) -> list[str]:
+    """The warnings a reader must see: figures from hourly rollups, for the month or some links."""
+    if report.fallback:
+        return [text("bandwidth.fallback", lang)]
+    if report.hourly_links:
+        names = ", ".join(
+            f"{row.link.site} {row.link.name or row.link.interface}" for row in report.hourly_links
+        )
+        return [text("bandwidth.link_fallback", lang).format(links=names)]
+    return []
+
+
 def _info_lines(report: BandwidthReport, lang: Lang) -> list[str]:
     lines = [
         f"{text('availability.period', lang)}: {_local(report.start, report.tz)} → {_local(report.end, report.tz)}",
@@ -99,8 +114,7 @@ def _info_lines(report: BandwidthReport, lang: Lang) -> list[str]:
         f"{text('bandwidth.resolution', lang)}: {text('bandwidth.resolution_' + report.resolution, lang)}",
         f"{text('availability.generated', lang)}: {_local(report.generated_at, report.tz)}",
     ]
-    if report.fallback:
-        lines.append(text("bandwidth.fallback", lang))
+    lines.extend(_notes(report, lang))
     lines.append(text("bandwidth.definitions", lang).format(threshold=_percent(report)))
     return lines
 
@@ -124,7 +138,7 @@ def render_csv(report: BandwidthReport, lang: Lang) -> bytes:
     writer.writerow(_headings(report, lang))
     for row in report.links:
         writer.writerow(
-            [_text_value(v, k, percent_digits=4) for v, (_, k) in zip(_cells(row), _HEAD, strict=True)]
+            [_text_value(v, k, percent_digits=4) for v, (_, k) in zip(_cells(row, lang), _HEAD, strict=True)]
         )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
@@ -138,7 +152,9 @@ def render_xlsx(report: BandwidthReport, lang: Lang) -> bytes:
     assert sheet is not None
     sheet.title = text("sheet.links", lang)[:31]
     kinds = [kind for _, kind in _HEAD]
-    xlsx_table(sheet, _headings(report, lang), [_cells(row) for row in report.links], kinds, _XLSX_FORMATS)
+    xlsx_table(
+        sheet, _headings(report, lang), [_cells(row, lang) for row in report.links], kinds, _XLSX_FORMATS
+    )
     first = len(report.links) + 3
     for offset, line in enumerate([_title(report, lang), *_info_lines(report, lang)]):
         sheet.cell(row=first + offset, column=1, value=line)
@@ -160,15 +176,18 @@ def render_html(report: BandwidthReport, lang: Lang) -> bytes:
     """One self-contained, printable HTML page."""
     title = _title(report, lang)
     body = [
-        "<tr>" + "".join(_html_cell(v, k) for v, (_, k) in zip(_cells(row), _HEAD, strict=True)) + "</tr>"
+        "<tr>"
+        + "".join(_html_cell(v, k) for v, (_, k) in zip(_cells(row, lang), _HEAD, strict=True))
+        + "</tr>"
         for row in report.links
     ]
     if not body:
         body.append(
             f'<tr><td colspan="{len(_HEAD)}">{html.escape(text("bandwidth.no_links", lang))}</td></tr>'
         )
+    warnings = _notes(report, lang)
     meta = [
-        f'<p class="{"warn" if line == text("bandwidth.fallback", lang) else "meta"}">{html.escape(line)}</p>'
+        f'<p class="{"warn" if line in warnings else "meta"}">{html.escape(line)}</p>'
         for line in _info_lines(report, lang)
     ]
     return html_page(

@@ -201,6 +201,11 @@ STRINGS["vi"].update(
             "gần đúng (trung bình, phân vị 95 và số giờ vượt ngưỡng theo trung bình giờ; đỉnh vẫn là "
             "trung bình 5 phút lớn nhất)."
         ),
+        "bandwidth.link_fallback": (
+            "Các đường truyền sau không có số liệu 5 phút trong tháng (số liệu 5 phút chỉ lưu cho cổng "
+            "được khai báo là đường truyền): số liệu của chúng tính từ trung bình theo giờ và là gần "
+            "đúng: {links}."
+        ),
         "bandwidth.definitions": (
             "Đỉnh = trung bình 5 phút lớn nhất (không phải một lần đo); P95 = phân vị 95 (hạng gần nhất) "
             "của các trung bình 5 phút; hiệu suất = so với băng thông hợp đồng; số giờ vượt ngưỡng = thời "
@@ -213,6 +218,7 @@ STRINGS["vi"].update(
         "col.interface": "Cổng",
         "col.contracted": "Băng thông hợp đồng (bit/s)",
         "col.buckets": "Số khoảng có số liệu",
+        "col.resolution": "Độ phân giải",
         "col.in_avg": "Vào: trung bình (bit/s)",
         "col.in_peak": "Vào: đỉnh (bit/s)",
         "col.in_p95": "Vào: P95 (bit/s)",
@@ -237,6 +243,10 @@ STRINGS["en"].update(
             "and are approximate (average, 95th percentile and hours above from hourly averages; the "
             "peak is still the largest 5-minute average)."
         ),
+        "bandwidth.link_fallback": (
+            "These links have no 5-minute rollups in the month (kept only for interfaces named as "
+            "links): their figures come from hourly rollups and are approximate: {links}."
+        ),
         "bandwidth.definitions": (
             "Peak = largest 5-minute average (not a single poll); P95 = nearest-rank 95th percentile of "
             "the 5-minute averages; utilisation = against the contracted rate; hours above = time with "
@@ -249,6 +259,7 @@ STRINGS["en"].update(
         "col.interface": "Interface",
         "col.contracted": "Contracted (bit/s)",
         "col.buckets": "Buckets with data",
+        "col.resolution": "Resolution",
         "col.in_avg": "In: average (bit/s)",
         "col.in_peak": "In: peak (bit/s)",
         "col.in_p95": "In: P95 (bit/s)",

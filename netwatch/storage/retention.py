@@ -1,8 +1,9 @@
 """Retention: delete old history in small transactions, never what a rollup or report still needs.
 
-Raw samples go after ``raw_days`` — but never past the cursor of the rollup that reads them, so a
-rollup that fell behind (daemon stopped, database down) still finds its input. 5-minute rollups go
-after ``five_minute_days``, never past the hourly cursor; hourly ones only when ``hourly_days`` is set.
+Raw samples go after ``raw_days`` — but never past the cursors of the rollups that read them (both
+interface rollups read raw interface samples), so a rollup that fell behind (daemon stopped, database
+down) still finds its input. 5-minute rollups go after ``five_minute_days``, never past the hourly
+cursor; hourly ones only when ``hourly_days`` is set.
 The poll log goes after ``polls_days``, never past the poll rollup's cursor; poll rollups, which the
 availability report reads, are kept as long as the hourly rollups.
 The outage ledger, annotations and state tables are never touched. Each transaction deletes at
@@ -40,6 +41,12 @@ def _older(
     return floor_to(limit, HOUR)
 
 
+def _behind(done: dict[str, datetime], *names: str) -> datetime | None:
+    """The cursor furthest behind among ``names``; None while any of them never ran."""
+    cursors = [done.get(name) for name in names]
+    return None if None in cursors else min(c for c in cursors if c is not None)
+
+
 def cutoffs(engine: Engine, policy: RetentionPolicy, now: datetime) -> dict[str, datetime | None]:
     """What each part of history is deleted before (None: nothing deleted), given the cursors."""
     if now.tzinfo is None:
@@ -47,7 +54,9 @@ def cutoffs(engine: Engine, policy: RetentionPolicy, now: datetime) -> dict[str,
     done = progress(engine)
     hourly = None if policy.hourly_days is None else floor_to(now - timedelta(days=policy.hourly_days), HOUR)
     return {
-        "interface_samples": _older(policy.raw_days, now, done.get("interface_5m"), needs_cursor=True),
+        "interface_samples": _older(
+            policy.raw_days, now, _behind(done, "interface_5m", "interface_1h"), needs_cursor=True
+        ),
         "icmp_samples": _older(policy.raw_days, now, done.get("icmp_5m"), needs_cursor=True),
         "device_metric_samples": _older(policy.raw_days, now, needs_cursor=False),
         "polls": _older(policy.polls_days, now, done.get("polls_1h"), needs_cursor=True),

@@ -5,18 +5,27 @@ Each rollup (``interface_5m``, ``interface_1h``, ``icmp_5m``, ``icmp_1h``, ``pol
 cursor batch by batch; a batch deletes the rollup rows of its time range, writes them afresh and moves
 the cursor, all in one transaction, so an interrupted run leaves either the whole batch or none of it
 and recomputing a bucket always gives the same row. A 5-minute bucket is rolled up once its end is a
-grace period in the past (late rows from the batched writer); an hourly one once the 5-minute cursor
-has passed its end.
+grace period in the past (late rows from the batched writer); an hourly one of ICMP rounds once the
+5-minute cursor has passed its end, an hourly one of raw samples (interfaces, polls) once its end is
+the grace period in the past.
+
+Which interfaces: 5-minute rollups only for link interfaces (a ``site_links`` row naming the device
+and an ``interfaces`` row's ifname, as the recorder matches links), whose only reader is the
+bandwidth report's 95th percentile of 5-minute averages; hourly ones for every interface. At 10,000
+interfaces of which 250 are links, 5-minute rows for all of them cost ~18 GiB a month in SQLite. Which
+interfaces are links is read when a bucket is rolled up: a link added later gets 5-minute rows from
+then on (``rebuild`` gives them to its past while raw samples last); a link removed keeps the rows it
+had until retention, or until a rebuild of their range while raw samples last.
 
 What a bucket holds:
 - interfaces, 5 minutes: ``samples`` polls; ``*_bps_avg`` the mean of the polls' rates and ``*_bps_max``
   the largest (NULL rates, where no honest rate existed, are left out); ``*_octets`` the traffic that
   average rate carries over the bucket (``avg × 300 / 8``); ``*_bps_p95`` is NULL.
-- interfaces, hourly (from the 5-minute rows): ``samples`` summed; ``*_bps_avg`` the mean of the
-  5-minute averages; ``*_bps_max`` the largest poll; ``*_octets`` summed; ``*_bps_p95`` the
-  nearest-rank 95th percentile of the hour's 5-minute averages — with at most 12 of them the rank
-  ⌈0.95·n⌉ is n, so it is their maximum, which is what the hourly fallback of the bandwidth report
-  uses as the peak.
+- interfaces, hourly (from raw samples, through the same 5-minute grouping, so a link's hourly row is
+  what its 5-minute rows would give): ``samples`` summed; ``*_bps_avg`` the mean of the 5-minute
+  averages; ``*_bps_max`` the largest poll; ``*_octets`` summed; ``*_bps_p95`` the nearest-rank 95th
+  percentile of the hour's 5-minute averages — with at most 12 of them the rank ⌈0.95·n⌉ is n, so it
+  is their maximum, which is what the hourly fallback of the bandwidth report uses as the peak.
 - ICMP: rounds, probes sent and answered summed, RTT min of mins and max of maxes, RTT average
   weighted by answered probes (so the hourly average equals the average over all answered probes).
 - polls, hourly straight from the poll log (``poll_rollups``, per target and collector kind): polls,
@@ -43,12 +52,15 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
+    Select,
     Table,
+    and_,
     case,
     cast,
     delete,
     func,
     true,
+    tuple_,
 )
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql.expression import literal_column
@@ -57,11 +69,13 @@ from netwatch.storage.dml import statement_for, table_named
 from netwatch.storage.models import (
     IcmpRollup,
     IcmpSample,
+    Interface,
     InterfaceRollup,
     InterfaceSample,
     Poll,
     PollRollup,
     RollupProgress,
+    SiteLink,
 )
 
 __all__ = [
@@ -92,7 +106,7 @@ plus the writer's flush delay."""
 POLL_ROLLUP = "polls_1h"
 """The hourly poll rollup (``poll_rollups``), which the availability report reads."""
 ROLLUP_NAMES = ("interface_5m", "interface_1h", "icmp_5m", "icmp_1h", POLL_ROLLUP)
-"""The rollups, in the order a run advances them (each hourly one after its 5-minute source)."""
+"""The rollups, in the order a run advances them (``icmp_1h`` after its source, ``icmp_5m``)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RES = {FIVE_MINUTES: "5m", HOUR: "1h"}
@@ -151,90 +165,104 @@ def _at(epoch: int) -> datetime:
     return _EPOCH + timedelta(seconds=int(epoch))
 
 
-# -- the four computations ------------------------------------------------------------------
+# -- the computations -----------------------------------------------------------------------
 
 
-def _interface_5m(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+def _link_interfaces() -> Select[Any]:
+    """The (device, ifindex) of every link interface: a ``site_links`` row naming the interface."""
+    i, k = Interface.__table__.c, SiteLink.__table__.c
+    return sa_select(i.device, i.ifindex).join_from(
+        Interface.__table__, SiteLink.__table__, and_(k.device == i.device, k.interface == i.ifname)
+    )
+
+
+def _five_minute_groups(conn: Connection, lo: datetime, hi: datetime, *, links_only: bool) -> Select[Any]:
+    """Raw interface samples in [lo, hi) grouped per interface and 5-minute bucket (with its hour)."""
     s = InterfaceSample.__table__.c
     bucket = _bucket(conn, s.scheduled_at, FIVE_MINUTES).label("bucket")
+    hour = _bucket(conn, s.scheduled_at, HOUR).label("hour")
     query = (
         sa_select(
             s.device,
             s.ifindex,
             bucket,
-            func.count(),
-            func.avg(s.in_bps),
-            func.avg(s.out_bps),
-            func.max(s.in_bps),
-            func.max(s.out_bps),
+            hour,
+            func.count().label("samples"),
+            func.avg(s.in_bps).label("in_avg"),
+            func.avg(s.out_bps).label("out_avg"),
+            func.max(s.in_bps).label("in_max"),
+            func.max(s.out_bps).label("out_max"),
         )
         .where(s.scheduled_at >= lo, s.scheduled_at < hi)
-        .group_by(s.device, s.ifindex, bucket)
+        .group_by(s.device, s.ifindex, bucket, hour)
     )
-    per_second = FIVE_MINUTES.total_seconds() / 8
+    # One semi-join against the few link interfaces, not a probe of site_links per sample.
+    return query.where(tuple_(s.device, s.ifindex).in_(_link_interfaces())) if links_only else query
+
+
+_PER_BUCKET = FIVE_MINUTES.total_seconds() / 8
+"""Seconds of a 5-minute bucket over bits per byte: average bit/s × this = octets in the bucket."""
+
+
+def _interface_5m(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    query = _five_minute_groups(conn, lo, hi, links_only=True)
     return [
         {
             "device": device,
             "ifindex": ifindex,
             "resolution": "5m",
             "bucket_start": _at(b),
-            "samples": n,
+            "samples": int(n),
             "in_bps_avg": in_avg,
             "out_bps_avg": out_avg,
             "in_bps_max": in_max,
             "out_bps_max": out_max,
             "in_bps_p95": None,
             "out_bps_p95": None,
-            "in_octets": None if in_avg is None else in_avg * per_second,
-            "out_octets": None if out_avg is None else out_avg * per_second,
+            "in_octets": None if in_avg is None else in_avg * _PER_BUCKET,
+            "out_octets": None if out_avg is None else out_avg * _PER_BUCKET,
         }
-        for device, ifindex, b, n, in_avg, out_avg, in_max, out_max in conn.execute(query)
+        for device, ifindex, b, _, n, in_avg, out_avg, in_max, out_max in conn.execute(query)
     ]
 
 
 def _interface_1h(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
-    r = InterfaceRollup.__table__.c
-    bucket = _bucket(conn, r.bucket_start, HOUR).label("bucket")
-    query = (
-        sa_select(
-            r.device,
-            r.ifindex,
-            bucket,
-            func.sum(r.samples),
-            func.avg(r.in_bps_avg),
-            func.avg(r.out_bps_avg),
-            func.max(r.in_bps_max),
-            func.max(r.out_bps_max),
-            # Nearest-rank p95 of at most 12 five-minute averages is their maximum (see the module doc).
-            func.max(r.in_bps_avg),
-            func.max(r.out_bps_avg),
-            func.sum(r.in_octets),
-            func.sum(r.out_octets),
+    g = _five_minute_groups(conn, lo, hi, links_only=False).subquery()
+    query = sa_select(
+        g.c.device,
+        g.c.ifindex,
+        g.c.hour,
+        func.sum(g.c.samples),
+        func.avg(g.c.in_avg),
+        func.avg(g.c.out_avg),
+        func.max(g.c.in_max),
+        func.max(g.c.out_max),
+        # Nearest-rank p95 of at most 12 five-minute averages is their maximum (see the module doc).
+        func.max(g.c.in_avg),
+        func.max(g.c.out_avg),
+        func.sum(g.c.in_avg),
+        func.sum(g.c.out_avg),
+    ).group_by(g.c.device, g.c.ifindex, g.c.hour)
+    return [
+        {
+            "device": device,
+            "ifindex": ifindex,
+            "resolution": "1h",
+            "bucket_start": _at(b),
+            "samples": int(n),
+            "in_bps_avg": in_avg,
+            "out_bps_avg": out_avg,
+            "in_bps_max": in_max,
+            "out_bps_max": out_max,
+            "in_bps_p95": in_p95,
+            "out_bps_p95": out_p95,
+            "in_octets": None if in_sum is None else in_sum * _PER_BUCKET,
+            "out_octets": None if out_sum is None else out_sum * _PER_BUCKET,
+        }
+        for device, ifindex, b, n, in_avg, out_avg, in_max, out_max, in_p95, out_p95, in_sum, out_sum in (
+            conn.execute(query)
         )
-        .where(r.resolution == "5m", r.bucket_start >= lo, r.bucket_start < hi)
-        .group_by(r.device, r.ifindex, bucket)
-    )
-    names = (
-        "device",
-        "ifindex",
-        "bucket_start",
-        "samples",
-        "in_bps_avg",
-        "out_bps_avg",
-        "in_bps_max",
-        "out_bps_max",
-        "in_bps_p95",
-        "out_bps_p95",
-        "in_octets",
-        "out_octets",
-    )
-    rows = []
-    for values in conn.execute(query):
-        row = dict(zip(names, values, strict=True))
-        row["bucket_start"] = _at(row["bucket_start"])
-        row["resolution"] = "1h"
-        rows.append(row)
-    return rows
+    ]
 
 
 def _icmp(conn: Connection, lo: datetime, hi: datetime, step: timedelta) -> list[dict[str, Any]]:
@@ -327,14 +355,9 @@ def _specs() -> dict[str, _Spec]:
         "interface_5m": _Spec(
             "interface_5m", ir, FIVE_MINUTES, _interface_5m, InterfaceSample.__table__.c.scheduled_at
         ),
+        # From raw samples, not from the 5-minute rows: those exist only for link interfaces.
         "interface_1h": _Spec(
-            "interface_1h",
-            ir,
-            HOUR,
-            _interface_1h,
-            ir.c.bucket_start,
-            ir.c.resolution == "5m",
-            "interface_5m",
+            "interface_1h", ir, HOUR, _interface_1h, InterfaceSample.__table__.c.scheduled_at
         ),
         "icmp_5m": _Spec(
             "icmp_5m",
@@ -468,17 +491,19 @@ def rebuild(
     ``on_batch`` is told (batches done, batches in all) after each batch. The total is first the
     most there can be, and shrinks once a rollup's input turns out to start later.
 
-    Each rollup's range starts no earlier than its oldest input still kept (raw samples for 5-minute
-    rollups, 5-minute rollups for hourly ones), so a rebuild never wipes rollups whose input retention
-    has already deleted. Cursors are not moved.
+    Each rollup's range starts no earlier than its oldest input still kept (raw samples for interface
+    and poll rollups and 5-minute ICMP ones, 5-minute ICMP rollups for hourly ICMP ones), so a rebuild
+    never wipes rollups whose input retention has already deleted. Link interfaces are those of
+    ``site_links`` now: a link added since gets 5-minute rows over the range, one removed loses its
+    own there. Cursors are not moved.
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
     lo_hour, hi_hour = floor_to(start, HOUR), ceil_to(end, HOUR)
     result = RollupResult()
     specs = _specs()
-    # An hourly rollup's input is the 5-minute one rebuilt just before it: its start is known then;
-    # rollups of raw samples know theirs now.
+    # icmp_1h's input is icmp_5m, rebuilt just before it: its start is known then; rollups of raw
+    # samples know theirs now.
     most = len(_ranges(lo_hour, hi_hour, batch))
 
     def ranges_of(spec: _Spec) -> list[tuple[datetime, datetime]]:

@@ -1,10 +1,12 @@
-"""The bandwidth report: hand-checked figures at local month boundaries, the hourly fallback,
-retention never removing what a report reads, SQLite == PostgreSQL, and the command line."""
+"""The bandwidth report: hand-checked figures at local month boundaries, the hourly fallback (for a
+month past retention, and for a link without 5-minute rollups), retention never removing what a
+report reads, SQLite == PostgreSQL, and the command line."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +31,9 @@ LINK = LinkRef("S1", "Xã Một", "D1", "r1", "ge-0/0/1", 10e6, "Megawan")
 SILENT = LinkRef("S2", "Xã Hai", "D1", "r2", "ge-0/0/2", 4e6)
 
 
-def _inventory_rows(engine: Engine) -> None:
+def _inventory_rows(engine: Engine, links: Sequence[LinkRef] = (LINK, SILENT)) -> None:
+    """Sites, devices and interfaces, and ``links`` mirrored in ``site_links`` as the daemon does
+    (only their interfaces get 5-minute rollups)."""
     at = datetime(2026, 10, 1, tzinfo=UTC)
     insert_rows(
         engine,
@@ -96,6 +100,23 @@ def _inventory_rows(engine: Engine) -> None:
                 "contracted_bps": 4e6,
                 "updated_at": at,
             },
+        ],
+    )
+    insert_rows(
+        engine,
+        "site_links",
+        [
+            {
+                "site": k.site,
+                "link": f"{k.device}/{k.interface}",
+                "position": 0,
+                "name": k.name or f"{k.device}/{k.interface}",
+                "device": k.device,
+                "interface": k.interface,
+                "contracted_bps": k.contracted_bps,
+                "updated_at": at,
+            }
+            for k in links
         ],
     )
 
@@ -179,6 +200,7 @@ def test_a_month_older_than_the_five_minute_retention_uses_hourly_rollups_and_sa
 
     assert (report.resolution, report.fallback) == ("1h", True)
     (link,) = report.links
+    assert report.hourly_links == (link,) and link.resolution == "1h"
     assert link.buckets == 3
     assert link.inbound.average_bps == pytest.approx(4e6)
     assert link.inbound.peak_bps == 18e6  # the largest 5-minute average, kept by the hourly row
@@ -188,6 +210,41 @@ def test_a_month_older_than_the_five_minute_retention_uses_hourly_rollups_and_sa
     assert "older than the 5-minute rollups" in page and "hourly averages" in page
     assert "thời hạn lưu số liệu 5 phút" in render_bandwidth(report, "html", "vi").decode()
     assert bandwidth_report(migrated, "2026-11", links=[LINK], now=later).resolution == "5m"
+
+
+def test_a_link_without_five_minute_rollups_falls_back_to_hourly_alone(migrated: Engine) -> None:
+    _inventory_rows(migrated, links=[LINK])  # r2's interface was made a link only after October
+    # Three hours from the month's local start. r2's hours average 1, 2 and 9 Mbit/s, the last one
+    # with a 20 Mbit/s five minutes (20 + 11 × 8 = 12 × 9).
+    rates = [1e6] * 60 + [2e6] * 60 + [20e6] * 5 + [8e6] * 55
+    rows = [interface_row("r1", 1, OCT_START + timedelta(minutes=m), 2e6, 1e6) for m in range(180)]
+    rows += [interface_row("r2", 5, OCT_START + timedelta(minutes=m), r, 1e6) for m, r in enumerate(rates)]
+    insert_rows(migrated, "interface_samples", rows)
+    roll_up(migrated, until=OCT_START + timedelta(hours=3, minutes=3))
+
+    report = bandwidth_report(migrated, "2026-10", links=[LINK, SILENT], now=NOW)
+
+    assert (report.resolution, report.fallback) == ("5m", False)  # the month is within retention
+    link, silent = report.links
+    assert (link.resolution, link.buckets) == ("5m", 36)
+    assert link.inbound.average_bps == pytest.approx(2e6)
+    assert report.hourly_links == (silent,)
+    assert (silent.resolution, silent.buckets) == ("1h", 3)
+    assert silent.inbound.average_bps == pytest.approx(4e6)
+    assert silent.inbound.peak_bps == pytest.approx(20e6)  # the largest 5-minute average, kept hourly
+    assert silent.inbound.p95_bps == pytest.approx(9e6)  # of the three hourly averages
+    assert silent.hours_above == 1.0  # one hour above 80 % of 4 Mbit/s
+    # and the reader is told which links are approximate, in every format and both languages
+    page = render_bandwidth(report, "html", "en").decode()
+    assert "no 5-minute rollups in the month" in page and f"{SILENT.site} " in page and 'class="warn"' in page
+    rows = {
+        r["Mã điểm"]: r
+        for r in csv.DictReader(io.StringIO(render_bandwidth(report, "csv", "vi").decode("utf-8-sig")))
+    }
+    assert (rows["S1"]["Độ phân giải"], rows["S2"]["Độ phân giải"]) == (
+        "trung bình 5 phút",
+        "trung bình theo giờ",
+    )
 
 
 def _sparse_history(engine: Engine) -> None:
@@ -265,7 +322,12 @@ def test_command_line_writes_the_report(tmp_path: Any) -> None:
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout.lstrip("\ufeff"))))
     assert rows[0][:3] == ["District", "Site", "Name"]
-    assert rows[1][1] == "S1" and rows[1][8] == "2000000" and rows[1][11] == "20.0000"
+    assert (
+        rows[1][1] == "S1"
+        and rows[1][8] == "5-minute averages"
+        and rows[1][9] == "2000000"
+        and rows[1][12] == "20.0000"
+    )
     out = tmp_path / "bw.xlsx"
     result = runner.invoke(
         main, ["report", "bandwidth", "--month", "2026-10", "--format", "xlsx", "-o", str(out), "--db", url]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -49,6 +49,45 @@ def insert_rows(engine: Engine, table: str, rows: Iterable[dict[str, Any]]) -> N
     if rows:
         with engine.begin() as conn:
             conn.execute(insert(table_named(table)), rows)
+
+
+def make_link(engine: Engine, device: str, ifindex: int, *, site: str = "S1") -> None:
+    """Make interface ``ifindex`` of ``device`` a link of ``site``, as the daemon mirrors an inventory
+    link naming it: its ``interfaces`` row (ifname ``if<ifindex>``) and a ``site_links`` row."""
+    ifname, at = f"if{ifindex}", datetime(2026, 1, 1, tzinfo=UTC)
+    insert_rows(
+        engine,
+        "interfaces",
+        [
+            {
+                "device": device,
+                "ifindex": ifindex,
+                "ifname": ifname,
+                "ifalias": "",
+                "iftype": None,
+                "speed_bps": None,
+                "contracted_bps": None,
+                "updated_at": at,
+            }
+        ],
+    )
+    link = f"{device}/{ifname}"
+    insert_rows(
+        engine,
+        "site_links",
+        [
+            {
+                "site": site,
+                "link": link,
+                "position": 0,
+                "name": link,
+                "device": device,
+                "interface": ifname,
+                "contracted_bps": None,
+                "updated_at": at,
+            }
+        ],
+    )
 
 
 def random_history(engine: Engine, start: datetime, hours: int, seed: int = 7) -> None:

@@ -13,7 +13,7 @@ from netwatch.storage.dml import table_named
 from netwatch.storage.retention import apply_retention
 from netwatch.storage.rollups import progress, roll_up
 from netwatch.storage.writer import BatchWriter
-from tests.netwatch.storage.history import icmp_row, insert_rows, interface_row
+from tests.netwatch.storage.history import icmp_row, insert_rows, interface_row, make_link
 from tests.netwatch.storage.rows import count
 
 NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
@@ -79,8 +79,23 @@ def test_raw_samples_newer_than_the_rollup_cursor_are_kept(migrated: Engine) -> 
     assert count(migrated, "interface_rollups") > 0
 
 
+def test_raw_interface_samples_wait_for_the_hourly_rollup_too(migrated: Engine) -> None:
+    _history(migrated, NOW - timedelta(days=10), NOW, timedelta(minutes=30))
+    # A run cut short after the 40 batches of the 5-minute rollup: the hourly one, which reads the
+    # raw samples too (5-minute rows exist only for links), has not started.
+    roll_up(migrated, until=NOW, max_batches=40)
+    assert "interface_5m" in progress(migrated) and "interface_1h" not in progress(migrated)
+
+    assert apply_retention(migrated, RetentionPolicy(), NOW)["interface_samples"] == 0
+
+    roll_up(migrated, until=NOW)
+    assert apply_retention(migrated, RetentionPolicy(), NOW)["interface_samples"] == 2 * 48
+    assert _times(migrated, "interface_rollups", "bucket_start")[0] == NOW - timedelta(days=10)
+
+
 def test_rollups_go_by_their_own_retention_and_hourly_stays_by_default(migrated: Engine) -> None:
     start = NOW - timedelta(days=403)
+    make_link(migrated, "r1", 1)  # 5-minute interface rollups are kept for links only
     _history(migrated, start, start + timedelta(days=5), timedelta(hours=2))
     roll_up(migrated, until=start + timedelta(days=6))
     hourly_before = count(migrated, "interface_rollups") - 60  # 60 five-minute rows

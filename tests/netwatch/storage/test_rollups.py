@@ -1,4 +1,5 @@
-"""Rollups: bucket boundaries, hand-checked figures, incremental == rebuild, crash safety, backends."""
+"""Rollups: bucket boundaries, hand-checked figures, 5-minute rows for links only, incremental ==
+rebuild, crash safety, backends."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.netwatch.storage.history import (
     icmp_row,
     insert_rows,
     interface_row,
+    make_link,
     random_history,
     snapshot,
 )
@@ -84,6 +86,7 @@ def test_nearest_rank_95th_percentile(values: list[float], expected: float | Non
 
 
 def test_five_minute_buckets_hold_their_polls_and_skip_missing_rates(migrated: Engine) -> None:
+    make_link(migrated, "r1", 1)
     rows = [interface_row("r1", 1, T + timedelta(minutes=m), 1000.0 * (m + 1), 10.0) for m in range(5)]
     rows += [
         interface_row("r1", 1, T + timedelta(minutes=4, seconds=59, microseconds=999_000), None, None),
@@ -106,6 +109,7 @@ def test_five_minute_buckets_hold_their_polls_and_skip_missing_rates(migrated: E
 
 
 def test_hourly_buckets_from_five_minute_averages(migrated: Engine) -> None:
+    # r1/1 is no link: no 5-minute rows, but its hourly row still comes from 5-minute averages.
     # Twelve 5-minute buckets in hour 10:00 with averages 1..12 Mbit/s, one poll each, and a poll
     # at 10:59:59 (still hour 10) and one at 11:00:00 (hour 11).
     rows = [interface_row("r1", 1, T + timedelta(minutes=5 * k), 1e6 * (k + 1), 2e6) for k in range(12)]
@@ -126,6 +130,7 @@ def test_hourly_buckets_from_five_minute_averages(migrated: Engine) -> None:
 
 
 def test_only_buckets_a_grace_period_past_their_end_are_rolled_up(migrated: Engine) -> None:
+    make_link(migrated, "r1", 1)
     insert_rows(
         migrated,
         "interface_samples",
@@ -140,6 +145,48 @@ def test_only_buckets_a_grace_period_past_their_end_are_rolled_up(migrated: Engi
     assert second.done_until["interface_5m"] == T + timedelta(minutes=5)
     assert list(_rollups(migrated, "interface_rollups", "5m")) == [("r1", 1, T)]
     assert _rollups(migrated, "interface_rollups", "1h") == {}  # hour 10 is not over
+
+
+def test_five_minute_rows_for_links_only_hourly_for_every_interface(migrated: Engine) -> None:
+    make_link(migrated, "r1", 1)
+    # Two hours of polls every minute; r2/5's rates step 1, 2, …, 12 Mbit/s through each hour.
+    rows = [
+        interface_row(device, ifindex, T + timedelta(minutes=m), rate, 2e6)
+        for m in range(120)
+        for device, ifindex, rate in (("r1", 1, 3e6), ("r2", 5, 1e6 * (m % 60 // 5 + 1)))
+    ]
+    insert_rows(migrated, "interface_samples", rows)
+
+    roll_up(migrated, until=T + timedelta(hours=1, minutes=3))
+
+    five = _rollups(migrated, "interface_rollups", "5m")
+    assert sorted(five) == [("r1", 1, T + timedelta(minutes=5 * k)) for k in range(12)]
+    hourly = _rollups(migrated, "interface_rollups", "1h")
+    assert sorted(hourly) == [("r1", 1, T), ("r2", 5, T)]
+    other = hourly[("r2", 5, T)]
+    assert other["samples"] == 60
+    assert other["in_bps_avg"] == pytest.approx(6.5e6)
+    assert other["in_bps_p95"] == 12e6  # the largest 5-minute average, the report's hourly peak
+    assert other["in_octets"] == pytest.approx(sum(1e6 * (k + 1) for k in range(12)) * 300 / 8)
+    link = hourly[("r1", 1, T)]
+    assert (link["samples"], link["in_bps_avg"]) == (60, pytest.approx(3e6))
+    # The link's hourly row sums its 5-minute rows.
+    assert link["in_octets"] == pytest.approx(sum(row["in_octets"] for row in five.values()))
+
+    # r2/5 becomes a link: 5-minute rows from the next buckets rolled up on, …
+    make_link(migrated, "r2", 5, site="S2")
+    roll_up(migrated, until=T + timedelta(hours=2, minutes=3))
+    five = _rollups(migrated, "interface_rollups", "5m")
+    assert sorted(k[2] for k in five if k[:2] == ("r2", 5)) == [
+        T + timedelta(minutes=60 + 5 * k) for k in range(12)
+    ]
+    assert five[("r2", 5, T + timedelta(hours=1))]["in_bps_avg"] == pytest.approx(1e6)
+    # … and a rebuild gives it its past while the raw samples last, leaving hourly rows as they were.
+    hourly_rows = [row for row in snapshot(migrated, "interface_rollups") if row[2] == "1h"]
+    rebuild(migrated, T, T + timedelta(hours=2))
+    five = _rollups(migrated, "interface_rollups", "5m")
+    assert len([k for k in five if k[:2] == ("r2", 5)]) == 24 and len(five) == 48
+    assert_same_rows([row for row in snapshot(migrated, "interface_rollups") if row[2] == "1h"], hourly_rows)
 
 
 def test_icmp_rollups_weight_rtt_by_answered_probes(migrated: Engine) -> None:
@@ -198,6 +245,7 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
     migrated: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     start = T - timedelta(minutes=17)  # not on an hour: the first batch is partial
+    make_link(migrated, "r1", 1)  # r1/2 and r2/5 are no links
     random_history(migrated, start, hours=14)
     random_polls(migrated, start, hours=14)
     end = start + timedelta(hours=14, minutes=30)
@@ -239,8 +287,8 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
 
     for name in ROLLUP_TABLES:
         assert_same_rows(snapshot(migrated, name), incremental[name])
-    # 09:43 → 23:43: 169 five-minute and 15 hourly buckets for each of 3 interfaces.
-    assert len(incremental["interface_rollups"]) == 3 * (169 + 15)
+    # 09:43 → 23:43: 169 five-minute buckets for the one link, 15 hourly ones for each of 3 interfaces.
+    assert len(incremental["interface_rollups"]) == 169 + 3 * 15
     # Hours 09:00 (from 09:43) to 23:00, the cursor at 24:00: 15 for each of 3 target × kind pairs.
     assert len(incremental["poll_rollups"]) == 3 * 15
     # Running again changes nothing: the cursors are at the end.
@@ -248,6 +296,7 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
 
 
 def test_rebuild_keeps_rollups_whose_raw_samples_are_gone(migrated: Engine) -> None:
+    make_link(migrated, "r1", 1)
     random_history(migrated, T, hours=3)
     roll_up(migrated, until=T + timedelta(hours=4))
     kept = snapshot(migrated, "interface_rollups")
@@ -271,6 +320,7 @@ def test_sqlite_and_postgresql_give_the_same_rollups(tmp_path: Any, postgres_db_
         engine = create_engine_for(url)
         try:
             upgrade(engine)
+            make_link(engine, "r1", 1)
             random_history(engine, T, hours=5)
             random_polls(engine, T, hours=5)
             roll_up(engine, until=T + timedelta(hours=6), batch=timedelta(hours=2))

@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import Popen
 
 from collectors.snmp.ber import BerError, decode_response, encode_get
 from netwatch.demo import children
@@ -71,21 +70,10 @@ def answers(address: str, port: int, community: str, timeout: float = 0.5) -> bo
 
 
 @dataclass
-class SnmpAgents:
-    """The running snmpsim: its PID, port and log."""
+class SnmpAgents(children.Child):
+    """The running snmpsim: its process, log and port."""
 
-    proc: Popen[bytes]
     port: int
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        """snmpsim's process id."""
-        return self.proc.pid
-
-    def stop(self) -> None:
-        """Stop snmpsim (SIGTERM, then SIGKILL)."""
-        children.stop(self.proc)
 
 
 def start_agents(
@@ -113,7 +101,7 @@ def start_agents(
         *(f"--agent-udpv4-endpoint={a}:{port}" for a in addresses),
     ]
     proc = children.spawn(argv, log, env={"SNMPSIM_ALLOW_ROOT": "true"})
-    agents = SnmpAgents(proc, port, log)
+    agents = SnmpAgents(proc, log, port)
     probe = next(iter(recordings))
     give_up = time.monotonic() + READY_SECONDS
     while not answers(addresses[0], port, probe):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -50,6 +51,23 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=STOP_SECONDS)
+
+
+@dataclass
+class Child:
+    """A running child process of the demo and its log."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.proc.pid
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL)."""
+        stop(self.proc)
 
 
 def tail(log: Path, chars: int = 2000) -> str:

@@ -15,7 +15,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import Popen
 from typing import Any
 
 import yaml
@@ -66,21 +65,10 @@ def demo_config(shipped: Path, target: str) -> dict[str, Any]:
 
 
 @dataclass
-class PrometheusServer:
-    """The running Prometheus: its PID, URL and log."""
+class PrometheusServer(children.Child):
+    """The running Prometheus: its process, log and URL."""
 
-    proc: Popen[bytes]
     url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        """Prometheus' process id."""
-        return self.proc.pid
-
-    def stop(self) -> None:
-        """Stop Prometheus (SIGTERM, then SIGKILL)."""
-        children.stop(self.proc)
 
 
 def _ready(url: str) -> bool:
@@ -115,7 +103,7 @@ def start_prometheus(workdir: Path, target: str) -> PrometheusServer | str:
         ],
         log,
     )
-    server = PrometheusServer(proc, f"http://127.0.0.1:{port}", log)
+    server = PrometheusServer(proc, log, f"http://127.0.0.1:{port}")
     give_up = time.monotonic() + READY_SECONDS
     while not _ready(server.url):
         if proc.poll() is not None or time.monotonic() > give_up:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.processes import free_port, http_get
+from tests.support.processes import free_port, http_get, terminate
 
 REPO = Path(__file__).resolve().parents[2]
 AM_DIR = REPO / "deploy" / "alertmanager"
@@ -173,12 +173,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmana
                 time.sleep(0.1)
             yield Alertmanager(url)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, timeout=10)
 
 
 def site_alert(

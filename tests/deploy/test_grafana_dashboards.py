@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.processes import free_port, http_get, netwatch_process, scrape
+from tests.support.processes import free_port, http_get, netwatch_process, scrape, terminate
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
@@ -407,12 +407,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stack.data_deadline = time.monotonic() + DATA_SECONDS
             yield stack
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, timeout=20)
             log.close()
 
 

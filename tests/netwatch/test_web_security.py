@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from netwatch.errors import ConfigError
 from netwatch.web import WebServer
 from netwatch.web.webconfig import BasicAuthGate, exposure_warning, load_web_config
-from tests.support.processes import REPO, free_port
+from tests.support.processes import REPO, free_port, terminate
 
 USER, PASSWORD = "prometheus", "scrape-Pa55-5c1e"
 INVENTORY = """\
@@ -69,8 +69,12 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
 
 
 def _issue(
-    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, cn: str, usage: x509.ObjectIdentifier, sans: list
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:  # type: ignore[type-arg]
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    cn: str,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName],
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -167,12 +171,7 @@ def _daemon(tmp_path: Path, web_config: Path, port: int) -> Iterator[subprocess.
         yield proc
     finally:
         if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, timeout=20)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
@@ -279,12 +278,7 @@ def _prometheus(tmp_path: Path, target: str, pki: Pki, password_file: Path) -> I
     try:
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=20)
 
 
 def _up(prometheus_port: int) -> dict[str, str]:

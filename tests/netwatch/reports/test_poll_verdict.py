@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Target
 from netwatch.config import load_inventory
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder
 from netwatch.state import LatestState
+from tests.netwatch.test_recording import Rows
 
 INVENTORY = """\
 province: {code: QNM, name: "Quảng Nam"}
@@ -29,16 +28,6 @@ devices:
     collectors:
       snmp: {credential: lab, interval: 60}
 """
-
-
-class Rows:
-    """The writer, as a list of (table, row)."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, dict[str, Any]]] = []
-
-    def put(self, table: str, row: Mapping[str, Any]) -> None:
-        self.rows.append((table, dict(row)))
 
 
 async def test_a_poll_is_on_time_within_a_tenth_of_its_interval(tmp_path: Path) -> None:

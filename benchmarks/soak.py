@@ -62,8 +62,11 @@ def icmp_address(i: int) -> str:
 
 
 @contextmanager
-def agents(interfaces: int) -> Iterator[None]:
-    """The namespace with ``interfaces`` rows in ifTable, AnyIP for the device range, snmpd on it."""
+def agents(interfaces: int) -> Iterator[int]:
+    """The namespace with ``interfaces`` rows in ifTable, AnyIP for the device range, snmpd on it.
+
+    Yields snmpd's pid (``ip netns exec`` execs it), so its CPU can be reported beside netwatch's.
+    """
     with snmp_walk.namespace():
         snmp_walk.grow_interfaces(0, max(0, interfaces - 2))
         run = snmp_walk.run
@@ -92,7 +95,7 @@ def agents(interfaces: int) -> Iterator[None]:
                 time.sleep(0.3)
             else:
                 raise SystemExit("snmpd in the namespace did not answer")
-            yield
+            yield proc.pid
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -103,7 +106,7 @@ def agents(interfaces: int) -> Iterator[None]:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def inventory(devices: int, icmp_only: int, sites: int) -> dict[str, Any]:
+def inventory(devices: int, icmp_only: int, sites: int, *, device_icmp: bool = True) -> dict[str, Any]:
     """The soak network: ``sites`` district-like sites sharing the devices round-robin."""
     snmp = {
         "credential": "soak",
@@ -112,6 +115,7 @@ def inventory(devices: int, icmp_only: int, sites: int) -> dict[str, Any]:
         "retries": 1,
         "profiles": ["system", "if-mib"],
     }
+    device_collectors: dict[str, Any] = {"icmp": {}, "snmp": snmp} if device_icmp else {"snmp": snmp}
     return {
         "province": {"code": "QNM", "name": "Quảng Nam"},
         "credentials": {"soak": {"version": "2c", "community": COMMUNITY}},
@@ -120,7 +124,7 @@ def inventory(devices: int, icmp_only: int, sites: int) -> dict[str, Any]:
         "sites": [{"code": f"S{s:03d}", "name": f"Site {s}", "kind": "district"} for s in range(sites)],
         "devices": [
             {"name": f"snmp{i:05d}", "site": f"S{i % sites:03d}", "address": device_address(i),
-             "collectors": {"icmp": {}, "snmp": snmp}}
+             "collectors": device_collectors}
             for i in range(devices)
         ] + [
             {"name": f"icmp{i:05d}", "site": f"S{i % sites:03d}", "address": icmp_address(i),
@@ -134,6 +138,13 @@ def proc_sample(pid: int) -> tuple[float, float]:
     """(CPU seconds, RSS MB) of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE / 2**20
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
 
 
 def scrape(port: int) -> dict[str, list[tuple[str, float]]]:
@@ -175,6 +186,9 @@ def main() -> int:
     parser.add_argument("--interfaces", type=int, default=17, help="interfaces per device")
     parser.add_argument("--icmp-only", type=int, default=4000, help="extra ICMP-only targets on loopback")
     parser.add_argument("--sites", type=int, default=250)
+    parser.add_argument(
+        "--no-device-icmp", action="store_true", help="SNMP devices without ICMP (to measure SNMP alone)"
+    )
     parser.add_argument("--minutes", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=120, help="seconds excluded from CPU and RSS growth")
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
@@ -185,17 +199,24 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("run as root")
-    if not 1 <= args.devices <= 8000 or not 0 < args.minutes <= 120:
-        parser.error("--devices 1..8000, --minutes up to 120")
+    if not 0 <= args.devices <= 8000 or not 0 < args.minutes <= 120:
+        parser.error("--devices 0..8000, --minutes up to 120")
     # A plain SIGTERM would skip the clean-up below and leave the namespace, routes and snmpd behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="nwsoak-"))
     config = work / "inventory.yaml"
-    config.write_text(yaml.safe_dump(inventory(args.devices, args.icmp_only, args.sites), allow_unicode=True))
+    config.write_text(
+        yaml.safe_dump(
+            inventory(args.devices, args.icmp_only, args.sites, device_icmp=not args.no_device_icmp),
+            allow_unicode=True,
+        )
+    )
     db_url = args.db or f"sqlite:///{work / 'soak.db'}"
     netwatch = str(HERE.parent / ".venv" / "bin" / "netwatch")
     timeline: list[tuple[float, float, float]] = []
-    with agents(args.interfaces):
+    agent_cpu: list[tuple[float, float]] = []  # (t, snmpd CPU seconds)
+    busy: list[tuple[float, float, float]] = []  # (t, machine busy jiffies, total jiffies)
+    with agents(args.interfaces) as snmpd_pid:
         log = (work / "netwatch.log").open("w")
         proc = subprocess.Popen(
             [netwatch, "--log-level", "WARNING", "run", "-c", str(config), "--db", db_url,
@@ -215,7 +236,10 @@ def main() -> int:
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     )  # fmt: skip
                 cpu, rss = proc_sample(proc.pid)
-                timeline.append((time.monotonic() - started, cpu, rss))
+                now = time.monotonic() - started
+                timeline.append((now, cpu, rss))
+                agent_cpu.append((now, proc_sample(snmpd_pid)[0]))
+                busy.append((now, *machine_busy()))
                 print(f"  t={timeline[-1][0]:6.0f} s  CPU {cpu:8.1f} s  RSS {rss:6.0f} MB", file=sys.stderr)
                 time.sleep(10)
             if proc.poll() is not None:
@@ -240,13 +264,20 @@ def main() -> int:
     warm = [p for p in timeline if p[0] >= args.warmup] or timeline
     cpu_total = timeline[-1][1]
     cpu_share = (warm[-1][1] - warm[0][1]) / max(warm[-1][0] - warm[0][0], 1e-9)
+    warm_agent = [p for p in agent_cpu if p[0] >= args.warmup] or agent_cpu
+    agent_share = (warm_agent[-1][1] - warm_agent[0][1]) / max(warm_agent[-1][0] - warm_agent[0][0], 1e-9)
+    warm_busy = [p for p in busy if p[0] >= args.warmup] or busy
+    machine_share = (warm_busy[-1][1] - warm_busy[0][1]) / max(warm_busy[-1][2] - warm_busy[0][2], 1)
     rss_warm, rss_end, rss_peak = warm[0][2], timeline[-1][2], max(p[2] for p in timeline)
-    expected_icmp = (args.devices + args.icmp_only) * 6
+    expected_icmp = ((0 if args.no_device_icmp else args.devices) + args.icmp_only) * 6
     expected_snmp = args.devices
     print(f"\nsoak: {args.devices} SNMP devices × {args.interfaces} interfaces "
           f"({args.devices * args.interfaces:,} interfaces, 60 s), {args.devices + args.icmp_only:,} ICMP targets "
           f"(10 s rounds × 5 probes), {args.minutes:g} min")  # fmt: skip
     print(f"  CPU after warm-up:   {cpu_share * 100:.1f} % of one core (aim < 100 %)")
+    # The agent shares the machine: when both together want more than its cores, polls start late.
+    print(f"  snmpd (the agent):   {agent_share * 100:.1f} % of one core; machine busy "
+          f"{machine_share * 100:.1f} % of its {os.cpu_count()} cores")  # fmt: skip
     # CPU per poll is insensitive to how long the other processes on the machine kept netwatch waiting.
     print(
         f"  CPU per poll:        {cpu_total / polls * 1e6 if polls else 0:.0f} µs (whole run incl. warm-up)"

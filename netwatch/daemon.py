@@ -36,6 +36,7 @@ from netwatch.config.snmp import snmp_credentials
 from netwatch.config.warnings import weak_settings
 from netwatch.errors import ConfigError, MigrationError
 from netwatch.exporter import make_registry
+from netwatch.gcpolicy import tune_for_daemon
 from netwatch.health import TargetHealth
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder, restore_health
@@ -176,6 +177,7 @@ class Daemon:
         await self._web.start()
         self._install_signals()
         scheduler.sync(self._active_jobs(self.state.inventory))
+        tune_for_daemon()
         scheduler.start()
         heartbeat = asyncio.create_task(self._heartbeat())
         ticker = asyncio.create_task(self._tick())

@@ -20,7 +20,7 @@ by the bytes (or packets) that really passed, and a rate over the last poll inte
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Final, Literal, NamedTuple
 
 SPIKE_MARGIN: Final = 1.1
@@ -48,10 +48,12 @@ class CounterUpdate(NamedTuple):
 class CounterTracker:
     """The state of one counter series: last reading, its times, and netwatch's total."""
 
-    __slots__ = ("_discontinuity", "_raw", "_time", "_uptime", "total")
+    __slots__ = ("_discontinuity", "_raw", "_time", "_uptime", "rate", "total")
 
     def __init__(self) -> None:
         self.total: float = 0.0
+        self.rate: float | None = None
+        """The rate of the last reading (per second), None when it gave none (first, reboot, spike…)."""
         self._raw: int | None = None
         self._time = 0.0
         self._uptime: int | None = None
@@ -180,9 +182,18 @@ class Rates:
             discontinuity=discontinuity,
             max_rate=max_rate,
         )
+        tracker.rate = result.rate
         if result.reason is not None:
             self.reasons[result.reason] += 1
         return result
+
+    def items(self) -> Iterator[tuple[Hashable, CounterTracker]]:
+        """Every series key with its tracker (its ``total`` and last ``rate``)."""
+        return iter(self._trackers.items())
+
+    def get(self, key: Hashable) -> CounterTracker | None:
+        """The tracker of ``key``, or None when it has never been read."""
+        return self._trackers.get(key)
 
     def total(self, key: Hashable) -> float | None:
         """The running total of ``key``, or None when it has never been read."""

@@ -84,6 +84,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError(f"naive datetime {value.isoformat()} refused: give it a time zone")
         return value.astimezone(UTC)
 
+    def sqlite_text(self, value: datetime | None, dialect: Dialect) -> str | None:
+        """What :meth:`process_bind_param` then SQLAlchemy's SQLite ``DATETIME`` store, in one step.
+
+        The batched writer binds thousands of timestamps a second; the two-step path (a dict of
+        fields formatted per value) was 14 % of the writer thread in the province soak.
+        """
+        utc = self.process_bind_param(value, dialect)
+        return None if utc is None else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """SQLite hands back naive UTC, PostgreSQL the session zone: both become aware UTC."""
         if value is None:

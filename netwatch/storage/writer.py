@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Dialect, Engine, Table
@@ -31,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from netwatch.errors import StorageError
 from netwatch.storage.dml import last_per_key, statement_for, write_mode
 from netwatch.storage.engine import safe_url
-from netwatch.storage.models import Base
+from netwatch.storage.models import Base, UTCDateTime
 from netwatch.storage.spool import Spool, SpoolRecord
 
 __all__ = ["BatchWriter"]
@@ -79,7 +80,7 @@ class _Prepared:
         if set(names) != set(columns) or len(names) != len(columns):
             raise StorageError(f"unexpected parameters {names} in the insert for {table.name}")
         # The same processors SQLAlchemy applies (UTCDateTime's checks and UTC conversion included).
-        processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+        processors = tuple(_bind_processor(dialect, table.c[name].type) for name in names)
         return cls(compiled.string, names, processors, bool(dialect.positional))
 
     def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -88,6 +89,15 @@ class _Prepared:
         if self.positional:
             return [tuple([row.get(n) if p is None else p(row.get(n)) for n, p in pairs]) for row in rows]
         return [{n: row.get(n) if p is None else p(row.get(n)) for n, p in pairs} for row in rows]
+
+
+def _bind_processor(dialect: Dialect, column_type: Any) -> Callable[[Any], Any] | None:
+    """The processor SQLAlchemy would apply to a column, or the one-step equivalent for UTC
+    timestamps on SQLite (the same text; see :meth:`UTCDateTime.sqlite_text`)."""
+    if dialect.name == "sqlite" and isinstance(column_type, UTCDateTime):
+        return partial(column_type.sqlite_text, dialect=dialect)
+    processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -116,3 +116,29 @@ async def test_late_polls_are_counted(late_by: float) -> None:
 
     await pipeline.run_once(job, datetime.now(UTC) - timedelta(seconds=late_by))
     assert state.polls_late_total == (1 if late_by > job.params.interval / 10 else 0)
+
+
+async def test_the_latest_state_keeps_gauges_and_lets_spent_counter_readings_go() -> None:
+    labels = (("ifname", "ge-0/0/0"),)
+    key = ("if_in_octets", labels)
+
+    async def ok() -> CollectResult:
+        return CollectResult(
+            success=True,
+            measurements=(
+                Measurement("if_in_octets", 1000, labels, "counter"),
+                Measurement("if_oper_status", 1, labels),
+            ),
+            details={"counter_bits": {key: 64}, "uptime_ticks": 500, "info": {"sysname": "r1"}},
+        )
+
+    pipeline, state, job, records = make(ok)
+    await pipeline.run_once(job, datetime.now(UTC))
+    # The sinks (storage) got the whole poll; the counter book holds the counter from now on.
+    assert [m.name for m in records[-1].result.measurements] == ["if_in_octets", "if_oper_status"]
+    assert key in state.jobs[job.key].book.totals
+    kept = state.jobs[job.key].last_result
+    assert kept is not None and kept.success
+    assert [m.name for m in kept.measurements] == ["if_oper_status"]
+    assert "counter_bits" not in kept.details
+    assert kept.details["info"] == {"sysname": "r1"}  # what /metrics reads for netwatch_device_info

@@ -1,0 +1,44 @@
+"""The writer's one-step SQLite timestamp text is exactly what SQLAlchemy's own two steps store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+
+from netwatch.storage.models import UTCDateTime
+
+DIALECT = sqlite.dialect()
+TYPE = UTCDateTime()
+
+
+def sqlalchemy_text(value: datetime) -> str:
+    """SQLAlchemy's path: the type decorator's UTC conversion, then SQLite DATETIME's formatting."""
+    processor = TYPE.dialect_impl(DIALECT).bind_processor(DIALECT)
+    assert processor is not None
+    text = processor(value)
+    assert isinstance(text, str)
+    return text
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_the_stored_text_matches_sqlalchemy(instant: datetime, offset_minutes: int) -> None:
+    local = instant.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    assert TYPE.sqlite_text(local, DIALECT) == sqlalchemy_text(local)
+
+
+def test_whole_seconds_keep_their_microseconds_so_text_order_is_time_order() -> None:
+    # Without ".000000" a whole second would sort after the same second's fractions.
+    assert TYPE.sqlite_text(datetime(2026, 11, 29, 3, 0, tzinfo=UTC), DIALECT) == "2026-11-29 03:00:00.000000"
+
+
+def test_naive_times_are_still_refused() -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        TYPE.sqlite_text(datetime(2026, 11, 29, 3, 0), DIALECT)
+    assert TYPE.sqlite_text(None, DIALECT) is None

@@ -11,6 +11,7 @@ halves the CPU per varbind, and this machine has no MIB files anyway).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import time
@@ -200,6 +201,7 @@ def convert(value: Any) -> Value | None:
     return None if converted.type in ABSENT else converted
 
 
+@functools.lru_cache(maxsize=4096)
 def _oid_tuple(oid: str) -> tuple[int, ...]:
     try:
         parts = tuple(int(p) for p in oid.strip().strip(".").split("."))
@@ -211,7 +213,7 @@ def _oid_tuple(oid: str) -> tuple[int, ...]:
 
 
 def _dotted(oid: tuple[int, ...]) -> str:
-    return ".".join(map(str, oid))
+    return str(oid[0]) if len(oid) == 1 else ".".join(map(str, oid))  # mostly an ifIndex alone
 
 
 @dataclass(slots=True)

@@ -190,7 +190,9 @@ def main() -> int:
         "--no-device-icmp", action="store_true", help="SNMP devices without ICMP (to measure SNMP alone)"
     )
     parser.add_argument("--minutes", type=float, default=15)
-    parser.add_argument("--warmup", type=float, default=120, help="seconds excluded from CPU and RSS growth")
+    # Every SNMP device needs two polls (60 s apart) before its counters give rates, and the first
+    # round also walks every static column: the heap reaches its steady size after about 150 s.
+    parser.add_argument("--warmup", type=float, default=180, help="seconds excluded from CPU and RSS growth")
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--port", type=int, default=19600)
     parser.add_argument(

@@ -97,6 +97,10 @@ class CounterTracker:
             self._discontinuity = discontinuity
         if reason is not None and reason != "wrap":
             return CounterUpdate(self.total, None, reason)
+        if not delta:
+            # An idle counter (errors, discards, unused ports: most series of a device) keeps its
+            # total object and shares one zero: no new floats per series per poll to allocate and hold.
+            return CounterUpdate(self.total, 0.0, reason)
         rate = delta / elapsed
         if max_rate is not None and rate > max_rate * SPIKE_MARGIN:
             return CounterUpdate(self.total, None, "spike")

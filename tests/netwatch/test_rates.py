@@ -119,6 +119,15 @@ def test_rates_keeps_series_apart_counts_reasons_and_forgets() -> None:
     assert rates.retain(["c"]) == 1 and len(rates) == 0
 
 
+def test_an_idle_counter_reads_zero_and_keeps_its_total_then_counts_on() -> None:
+    tracker = CounterTracker()
+    tracker.update(1_000, bits=32, sample_monotonic=0.0)
+    tracker.update(1_500, bits=32, sample_monotonic=60.0)
+    for t in (120.0, 180.0):  # idle: the same reading, a rate of zero and the total unchanged
+        assert tracker.update(1_500, bits=32, sample_monotonic=t) == CounterUpdate(500.0, 0.0, None)
+    assert tracker.update(1_800, bits=32, sample_monotonic=240.0) == CounterUpdate(800.0, 5.0, None)
+
+
 def test_impossible_readings_are_refused() -> None:
     with pytest.raises(ValueError, match="32-bit"):
         CounterTracker().update(WRAP, bits=32, sample_monotonic=0.0)

@@ -47,12 +47,13 @@ async def test_jobs_fire_on_their_grid_and_sync_keeps_untouched_jobs() -> None:
     try:
         await asyncio.sleep(1.5)
         assert scheduler.sync([job("a", 0.4), job("c", 0.4)]) == (1, 1, 0)
-        before_b = len(fired.get("b/icmp", []))
+        synced_at = datetime.now(UTC)
         await asyncio.sleep(1.0)
     finally:
         scheduler.shutdown()
     assert len(fired["a/icmp"]) >= 5  # 2.5 s at 0.4 s: ~6 rounds, none lost across the sync
-    assert len(fired["b/icmp"]) == before_b  # removed: no more rounds
+    # Removed: no round of a later slot (one already due at the sync may still start).
+    assert fired["b/icmp"] and max(fired["b/icmp"]) <= synced_at
     assert len(fired["c/icmp"]) >= 2
     for key, times in fired.items():
         start = grid_start(key, 0.4)

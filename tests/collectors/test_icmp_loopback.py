@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -69,6 +70,28 @@ async def test_two_hundred_targets_in_flight_all_answer(icmp_engine: IcmpEngine)
     assert [r.address for r in results] == addresses
     assert all(r.received == r.sent == 3 for r in results), [r for r in results if r.received != 3][:3]
     assert all(0 < rtt < 0.010 for r in results for rtt in r.rtts)
+
+
+async def test_an_answer_waiting_in_the_socket_when_its_round_expires_is_not_lost(
+    icmp_engine: IcmpEngine,
+) -> None:
+    """A loop busy past a round's end sends its last probe and reaches the expiry in one go; on
+    loopback the answer is already in the socket, inside the timeout by its kernel stamp.
+
+    Up to three tries: under load the kernel may deliver a loopback reply a moment after the send
+    returns. Without the drain before the expiry every try loses the second reply."""
+    outcomes = []
+    for _ in range(3):
+        rounds = [
+            asyncio.create_task(icmp_engine.round(f"127.0.0.{i}", probes=2, probe_spacing=0.05, timeout=0.02))
+            for i in range(1, 4)
+        ]
+        await asyncio.sleep(0)  # the first probes go out
+        time.sleep(0.3)  # a busy loop, on purpose: second probes and expiries fall due together
+        outcomes.append([(r.sent, r.received) for r in await asyncio.gather(*rounds)])
+        if outcomes[-1] == [(2, 2)] * 3:
+            break
+    assert outcomes[-1] == [(2, 2)] * 3, outcomes
 
 
 async def test_unresolvable_name_is_a_failed_round(icmp_engine: IcmpEngine) -> None:

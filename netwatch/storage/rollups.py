@@ -204,24 +204,47 @@ _PER_BUCKET = FIVE_MINUTES.total_seconds() / 8
 """Seconds of a 5-minute bucket over bits per byte: average bit/s × this = octets in the bucket."""
 
 
+def _interface_row(
+    device: str,
+    ifindex: int,
+    resolution: str,
+    bucket: int,
+    samples: int,
+    averages: tuple[float | None, float | None],
+    maxima: tuple[float | None, float | None],
+    p95s: tuple[float | None, float | None],
+    summed_averages: tuple[float | None, float | None],
+) -> dict[str, Any]:
+    """One ``interface_rollups`` row; octets are the 5-minute averages' sum × seconds per bucket / 8."""
+    (in_avg, out_avg), (in_max, out_max), (in_p95, out_p95), (in_sum, out_sum) = (
+        averages,
+        maxima,
+        p95s,
+        summed_averages,
+    )
+    return {
+        "device": device,
+        "ifindex": ifindex,
+        "resolution": resolution,
+        "bucket_start": _at(bucket),
+        "samples": int(samples),
+        "in_bps_avg": in_avg,
+        "out_bps_avg": out_avg,
+        "in_bps_max": in_max,
+        "out_bps_max": out_max,
+        "in_bps_p95": in_p95,
+        "out_bps_p95": out_p95,
+        "in_octets": None if in_sum is None else in_sum * _PER_BUCKET,
+        "out_octets": None if out_sum is None else out_sum * _PER_BUCKET,
+    }
+
+
 def _interface_5m(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
     query = _five_minute_groups(conn, lo, hi, links_only=True)
     return [
-        {
-            "device": device,
-            "ifindex": ifindex,
-            "resolution": "5m",
-            "bucket_start": _at(b),
-            "samples": int(n),
-            "in_bps_avg": in_avg,
-            "out_bps_avg": out_avg,
-            "in_bps_max": in_max,
-            "out_bps_max": out_max,
-            "in_bps_p95": None,
-            "out_bps_p95": None,
-            "in_octets": None if in_avg is None else in_avg * _PER_BUCKET,
-            "out_octets": None if out_avg is None else out_avg * _PER_BUCKET,
-        }
+        _interface_row(
+            device, ifindex, "5m", b, n, (in_avg, out_avg), (in_max, out_max), (None, None), (in_avg, out_avg)
+        )
         for device, ifindex, b, _, n, in_avg, out_avg, in_max, out_max in conn.execute(query)
     ]
 
@@ -244,24 +267,8 @@ def _interface_1h(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str
         func.sum(g.c.out_avg),
     ).group_by(g.c.device, g.c.ifindex, g.c.hour)
     return [
-        {
-            "device": device,
-            "ifindex": ifindex,
-            "resolution": "1h",
-            "bucket_start": _at(b),
-            "samples": int(n),
-            "in_bps_avg": in_avg,
-            "out_bps_avg": out_avg,
-            "in_bps_max": in_max,
-            "out_bps_max": out_max,
-            "in_bps_p95": in_p95,
-            "out_bps_p95": out_p95,
-            "in_octets": None if in_sum is None else in_sum * _PER_BUCKET,
-            "out_octets": None if out_sum is None else out_sum * _PER_BUCKET,
-        }
-        for device, ifindex, b, n, in_avg, out_avg, in_max, out_max, in_p95, out_p95, in_sum, out_sum in (
-            conn.execute(query)
-        )
+        _interface_row(device, ifindex, "1h", b, n, (ia, oa), (imx, omx), (ip, op), (isum, osum))
+        for device, ifindex, b, n, ia, oa, imx, omx, ip, op, isum, osum in conn.execute(query)
     ]
 
 

@@ -140,6 +140,18 @@ def proc_sample(pid: int) -> tuple[float, float]:
     return (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE / 2**20
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds per thread of a process; the thread whose id is the pid runs the event loop."""
+    found: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended between listing and reading
+            continue
+        found[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return found
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -218,6 +230,8 @@ def main() -> int:
     timeline: list[tuple[float, float, float]] = []
     agent_cpu: list[tuple[float, float]] = []  # (t, snmpd CPU seconds)
     busy: list[tuple[float, float, float]] = []  # (t, machine busy jiffies, total jiffies)
+    threads_at_warmup: dict[int, float] | None = None
+    threads_at_end: dict[int, float] = {}
     with agents(args.interfaces) as snmpd_pid:
         log = (work / "netwatch.log").open("w")
         proc = subprocess.Popen(
@@ -242,6 +256,9 @@ def main() -> int:
                 timeline.append((now, cpu, rss))
                 agent_cpu.append((now, proc_sample(snmpd_pid)[0]))
                 busy.append((now, *machine_busy()))
+                threads_at_end = thread_cpu(proc.pid)
+                if threads_at_warmup is None and now >= args.warmup:
+                    threads_at_warmup = threads_at_end
                 print(f"  t={timeline[-1][0]:6.0f} s  CPU {cpu:8.1f} s  RSS {rss:6.0f} MB", file=sys.stderr)
                 time.sleep(10)
             if proc.poll() is not None:
@@ -270,6 +287,13 @@ def main() -> int:
     agent_share = (warm_agent[-1][1] - warm_agent[0][1]) / max(warm_agent[-1][0] - warm_agent[0][0], 1e-9)
     warm_busy = [p for p in busy if p[0] >= args.warmup] or busy
     machine_share = (warm_busy[-1][1] - warm_busy[0][1]) / max(warm_busy[-1][2] - warm_busy[0][2], 1)
+    # Where the CPU goes: the event loop (polling, decoding, the pipeline) or the other threads
+    # (the storage writer, worker threads for rollups and month figures, the web server).
+    before = threads_at_warmup or {}
+    spent = {tid: cpu - before.get(tid, 0.0) for tid, cpu in threads_at_end.items()}
+    loop_share = spent.pop(proc.pid, 0.0) / max(warm[-1][0] - warm[0][0], 1e-9)
+    others = sorted(spent.values(), reverse=True)
+    others_share = [v / max(warm[-1][0] - warm[0][0], 1e-9) for v in others]
     rss_warm, rss_end, rss_peak = warm[0][2], timeline[-1][2], max(p[2] for p in timeline)
     expected_icmp = ((0 if args.no_device_icmp else args.devices) + args.icmp_only) * 6
     expected_snmp = args.devices
@@ -277,6 +301,11 @@ def main() -> int:
           f"({args.devices * args.interfaces:,} interfaces, 60 s), {args.devices + args.icmp_only:,} ICMP targets "
           f"(10 s rounds × 5 probes), {args.minutes:g} min")  # fmt: skip
     print(f"  CPU after warm-up:   {cpu_share * 100:.1f} % of one core (aim < 100 %)")
+    print(
+        f"  by thread:           event loop {loop_share * 100:.1f} %, others "
+        + ", ".join(f"{v * 100:.1f} %" for v in others_share[:4])
+        + f" ({len(others)} threads)"
+    )
     # The agent shares the machine: when both together want more than its cores, polls start late.
     print(f"  snmpd (the agent):   {agent_share * 100:.1f} % of one core; machine busy "
           f"{machine_share * 100:.1f} % of its {os.cpu_count()} cores")  # fmt: skip

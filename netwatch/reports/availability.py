@@ -51,7 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, TableClause, and_, case, column, func, or_, select, true
+from sqlalchemy import Engine, TableClause, and_, case, column, exists, func, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -202,6 +202,16 @@ class PollCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class PolledSites:
+    """Whether a month has any poll, and which sites without a ledger interval were polled: all
+    that decides whether a site was *measured*. The daemon's month figures read this instead of
+    counting polls, which at province scale is a scan of millions of raw rows every minute."""
+
+    any_poll: bool
+    sites: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class MonthData:
     """Everything :func:`compute` needs, read from the database for one local month."""
 
@@ -216,6 +226,15 @@ class MonthData:
     link_intervals: tuple[LinkInterval, ...] = ()
     site_gaps: Mapping[str, tuple[Interval, ...]] = field(default_factory=dict)
     """Per site, when no live run of its shard measured it (``--shard``); absent: ``gaps``."""
+    polled: PolledSites | None = None
+    """Read instead of ``polls`` (then empty) by ``load_month(count_polls=False)``."""
+
+    def polled_sites(self) -> PolledSites:
+        """Which sites count as polled: from ``polled`` when it was read, else from the counts."""
+        if self.polled is not None:
+            return self.polled
+        counted = frozenset(code for code, c in self.polls.items() if c.total)
+        return PolledSites(bool(counted), counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,9 +382,12 @@ def load_month(
     *,
     site: str | None = None,
     district: str | None = None,
+    count_polls: bool = True,
 ) -> MonthData:
     """Read the sites, ledger intervals, annotations in force, monitoring gaps and poll counts of
-    one local month (optionally of one site or one district)."""
+    one local month (optionally of one site or one district). Without ``count_polls`` only which
+    sites were polled is read (:class:`PolledSites`): availability and outages stay exact, the
+    share of polls on time is not computed."""
     start, end = month_bounds(month, tz)
     s = Site.__table__.c
     site_query = select(s.code, s.name, s.kind, s.district, s.parent, s.sla_target).order_by(s.code)
@@ -379,13 +401,22 @@ def load_month(
         intervals = _load_intervals(conn, codes, start, end) if codes else ()
         annotations = _load_annotations(conn, codes, start, end) if codes else {}
         every_site = site is None and district is None
-        polls = _load_polls(conn, codes, start, end, every_site=every_site) if codes else {}
+        polls: Mapping[str, PollCounts] = {}
+        polled = None
+        if count_polls:
+            polls = _load_polls(conn, codes, start, end, every_site=every_site) if codes else {}
+        else:
+            with_intervals = {i.site for i in intervals}
+            unledgered = [c for c in codes if c not in with_intervals]
+            polled = _load_polled(conn, unledgered, start, end)
         links = _load_links(conn, codes, start, end) if codes else ({}, ())
         known = frozenset(conn.execute(select(s.code)).scalars())
     gaps = tuple(monitoring_gaps(engine, start, end))
     keys = {x.code: district_key(x.district, known) for x in sites}
     site_gaps = {code: tuple(g) for code, g in site_monitoring_gaps(engine, start, end, keys).items()}
-    return MonthData(month, tz, sites, intervals, annotations, gaps, polls, *links, site_gaps=site_gaps)
+    return MonthData(
+        month, tz, sites, intervals, annotations, gaps, polls, *links, site_gaps=site_gaps, polled=polled
+    )
 
 
 def _load_links(
@@ -528,6 +559,26 @@ def _load_polls(
     return {code: PollCounts(*found) for code, found in counts.items() if found[0]}
 
 
+def _load_polled(conn: Any, codes: Sequence[str], start: datetime, end: datetime) -> PolledSites:
+    # Each question stops at its first row: one index seek for the month, one per device of
+    # ``codes`` (the sites with no ledger interval, rarely any on a running daemon).
+    split = min(max(_rolled_up_until(conn) or start, start), end)
+    r, q, d = PollRollup.__table__.c, Poll.__table__.c, Device.__table__.c
+    rolled = and_(r.bucket_start >= start, r.bucket_start < split)
+    raw = and_(q.scheduled_at >= split, q.scheduled_at < end)
+    any_poll = (
+        split > start and conn.execute(select(r.target).where(rolled).limit(1)).first() is not None
+    ) or (split < end and conn.execute(select(q.id).where(raw).limit(1)).first() is not None)
+    if not any_poll or not codes:
+        return PolledSites(any_poll, frozenset())
+    polled = or_(
+        exists().where(r.target == d.name, rolled),
+        exists().where(q.target == d.name, raw),
+    )
+    sites = conn.execute(select(d.site).distinct().where(d.site.in_(codes), polled)).scalars()
+    return PolledSites(True, frozenset(sites))
+
+
 def _rolled_up_until(conn: Any) -> datetime | None:
     """The poll rollup's cursor: every hour starting before it is in ``poll_rollups``."""
     g = RollupProgress.__table__.c
@@ -586,10 +637,10 @@ def _site_row(
     gaps: Sequence[Interval],
     start: datetime,
     end: datetime,
-    polls_recorded: bool,
+    polled: PolledSites,
 ) -> SiteRow:
     polls = data.polls.get(site.code, PollCounts())
-    measured = bool(intervals) or polls.total > 0 or not polls_recorded
+    measured = bool(intervals) or site.code in polled.sites or not polled.any_poll
     spans: list[Span] = [(lo, hi, SiteState.UNKNOWN) for lo, hi in gaps]
     if not measured:
         spans.append((start, end, SiteState.UNKNOWN))
@@ -697,13 +748,13 @@ def compute(
     by_site: dict[str, list[LedgerInterval]] = defaultdict(list)
     for interval in data.intervals:
         by_site[interval.site].append(interval)
-    polls_recorded = any(c.total for c in data.polls.values())
+    polled = data.polled_sites()
     names = {s.code: s.name for s in data.sites}
     ordered = sorted(data.sites, key=lambda s: (s.district, s.code != s.district, s.code))
     computed: list[SiteRow] = []
     for s in ordered:
         site_gaps = shard_gaps.get(s.code, gaps)
-        computed.append(_site_row(s, by_site.get(s.code, []), data, site_gaps, start, end, polls_recorded))
+        computed.append(_site_row(s, by_site.get(s.code, []), data, site_gaps, start, end, polled))
         if progress is not None:
             progress(len(computed), len(ordered))
     rows = tuple(computed)

@@ -261,6 +261,50 @@ def test_month_whose_raw_polls_were_purged_keeps_its_poll_counts(migrated: Engin
     assert not row(after, "TK-NODATA").measured
 
 
+def _without_polls(report: AvailabilityReport) -> list[tuple[object, ...]]:
+    return [(r.site.code, r.measured, seconds_of(r), r.figures.outages, r.figures.availability) for r in report.rows]
+
+
+def test_reading_only_which_sites_were_polled_gives_the_same_availability(migrated: Engine) -> None:
+    """The daemon's month figures skip counting polls; a site measured only by its polls (HA: its
+    only ledger interval is September's) must still count as measured, and TK-NODATA must not."""
+    from netwatch.daemon import month_figures
+
+    def both() -> tuple[AvailabilityReport, AvailabilityReport]:
+        full = compute(load_month(migrated, MONTH), AFTER_MONTH)
+        return full, compute(load_month(migrated, MONTH, count_polls=False), AFTER_MONTH)
+
+    populate(migrated)
+    stages = [both()]  # every poll raw
+    roll_up(migrated, until=local(10, 3, 0, 3))
+    stages.append(both())  # split between poll_rollups and the raw tail
+    roll_up(migrated, until=STAMP)
+    apply_retention(migrated, RetentionPolicy(), local(11, 12, 0))
+    stages.append(both())  # rollups only
+    for full, cheap in stages:
+        assert _without_polls(cheap) == _without_polls(full)
+        assert row(cheap, "HA").measured and not row(cheap, "TK-NODATA").measured
+        assert cheap.province.figures.availability == full.province.figures.availability
+    # The daemon's figures on the month's last evening, against the report made at the same time.
+    evening = local(10, 31, 20)
+    figures = month_figures(migrated, "Asia/Ho_Chi_Minh", evening)
+    report = compute(load_month(migrated, MONTH), evening)
+    assert figures["HA"].availability == 1.0 and figures["TK-NODATA"].availability is None
+    assert figures["TK"].availability == pytest.approx(row(report, "TK").figures.availability, abs=1e-12)
+    assert figures["TK"].down_seconds == row(report, "TK").figures[DOWN].total_seconds() > 0
+
+
+def test_without_any_poll_every_site_without_interval_counts_as_measured(migrated: Engine) -> None:
+    """A database from before polls were recorded: no poll at all means unknown coverage, not down."""
+    populate(migrated)
+    with migrated.begin() as conn:
+        conn.execute(Poll.__table__.delete())
+    full = compute(load_month(migrated, MONTH), AFTER_MONTH)
+    cheap = compute(load_month(migrated, MONTH, count_polls=False), AFTER_MONTH)
+    assert _without_polls(cheap) == _without_polls(full)
+    assert row(cheap, "TK-NODATA").measured
+
+
 def test_polls_recorded_before_the_verdict_have_unknown_lateness(migrated: Engine) -> None:
     populate(migrated)
     p = Poll.__table__.c

@@ -91,7 +91,8 @@ def run(name: str, args: list[str], timeout: int, results: Path) -> tuple[str, f
         )
         output, code = done.stdout + done.stderr, done.returncode
     except subprocess.TimeoutExpired as exc:
-        output, code = f"{exc.stdout or ''}\ntimed out after {timeout} s", -1
+        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        output, code = f"{partial}\ntimed out after {timeout} s", -1
     (results / f"{name}.txt").write_text(output, encoding="utf-8")
     return output, time.monotonic() - started, code
 

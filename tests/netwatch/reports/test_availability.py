@@ -262,7 +262,10 @@ def test_month_whose_raw_polls_were_purged_keeps_its_poll_counts(migrated: Engin
 
 
 def _without_polls(report: AvailabilityReport) -> list[tuple[object, ...]]:
-    return [(r.site.code, r.measured, seconds_of(r), r.figures.outages, r.figures.availability) for r in report.rows]
+    return [
+        (r.site.code, r.measured, seconds_of(r), r.figures.outages, r.figures.availability)
+        for r in report.rows
+    ]
 
 
 def test_reading_only_which_sites_were_polled_gives_the_same_availability(migrated: Engine) -> None:

@@ -211,10 +211,37 @@ _DECODERS: Final[Mapping[int, Callable[[bytes], Value]]] = {
 }
 
 
+_INTEGERS: Final[Mapping[int, tuple[str, int, int]]] = {
+    0x02: ("Integer32", *_INT32),
+    0x41: ("Counter32", *_UINT32),
+    0x42: ("Gauge32", *_UINT32),
+    0x43: ("TimeTicks", *_UINT32),
+    0x46: ("Counter64", *_UINT64),
+}
+"""The integer types, decoded inline in :func:`_varbinds` (most values of a table walk)."""
+
+_OID_CACHE_SIZE: Final = 65_536
+_oids: dict[bytes, Oid] = {}
+"""Encoded OID → arcs: a poller reads the same column OIDs from every device, every interval."""
+
+
+def _oid(body: bytes) -> Oid:
+    oid = _oids.get(body)
+    if oid is None:
+        oid = _arcs(body)
+        if len(_oids) >= _OID_CACHE_SIZE:
+            _oids.clear()
+        _oids[body] = oid
+    return oid
+
+
 def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:
+    # The hot loop of every walk: lengths, OIDs (cached) and integers are read inline, and a Value
+    # is built with tuple.__new__ as NamedTuple's own constructor does, without its extra call.
     out: list[tuple[Oid, Value]] = []
     append = out.append
-    decoders = _DECODERS
+    decoders, integers, oids, new = _DECODERS, _INTEGERS, _oids, tuple.__new__
+    from_bytes = int.from_bytes
     while at < end:
         # Short-form lengths are read inline (every varbind of a real answer has them); _header does the rest.
         n = data[at + 1] if at + 2 <= end and data[at] == 0x30 else 0x80
@@ -233,13 +260,13 @@ def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:
                 raise BerError(f"length {n} at offset {at} runs past the end")
         else:
             at, name_end = _header(data, at, bind_end, 0x06)
-        oid = _arcs(data[at:name_end])
+        name = data[at:name_end]
+        oid = oids.get(name)
+        if oid is None:
+            oid = _oid(name)
         if name_end + 2 > bind_end:
             raise BerError(f"varbind without a value at offset {name_end}")
         tag = data[name_end]
-        decode = decoders.get(tag)
-        if decode is None:
-            raise BerError(f"unknown value tag 0x{tag:02x} at offset {name_end}")
         n = data[name_end + 1]
         if n < 0x80:
             at = name_end + 2
@@ -248,7 +275,21 @@ def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:
             at, value_end = _header(data, name_end, bind_end, tag)
         if value_end != bind_end:
             raise BerError(f"varbind length disagrees with its value's at offset {name_end}")
-        append((oid, decode(data[at:value_end])))
+        integer = integers.get(tag)
+        if integer is not None:
+            # pyasn1 reads an empty INTEGER as 0; refusing it is stricter, never different.
+            if not 0 < value_end - at <= 9:
+                raise BerError("bad INTEGER length")
+            type_name, low, high = integer
+            value = from_bytes(data[at:value_end], "big", signed=True)
+            if not low <= value <= high:
+                raise BerError("INTEGER out of range for its type")
+            append((oid, new(Value, (type_name, value))))
+        else:
+            decode = decoders.get(tag)
+            if decode is None:
+                raise BerError(f"unknown value tag 0x{tag:02x} at offset {name_end}")
+            append((oid, decode(data[at:value_end])))
         at = bind_end
     return out
 

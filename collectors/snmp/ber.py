@@ -235,7 +235,7 @@ def _oid(body: bytes) -> Oid:
     return oid
 
 
-def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:
+def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:  # noqa: C901  (inlined on purpose)
     # The hot loop of every walk: lengths, OIDs (cached) and integers are read inline, and a Value
     # is built with tuple.__new__ as NamedTuple's own constructor does, without its extra call.
     out: list[tuple[Oid, Value]] = []

@@ -11,6 +11,7 @@ import pytest
 from collectors.base import CollectContext, CollectResult, Measurement, Target
 from collectors.snmp import SnmpCredentials
 from collectors.snmp.collector import SnmpParams, SnmpResources, collect, open_snmp_resources
+from collectors.snmp.decode import dynamic_columns
 from tests.support.snmpd import SnmpAgent
 
 ALL = ["system", "if-mib", "host-resources", "ucd-snmp"]
@@ -104,3 +105,28 @@ async def test_failures_are_values(snmpd: SnmpAgent, resources: SnmpResources) -
     assert "wrong-community" not in (wrong.error or "")
     none = await collect(Target("x", snmpd.address), SnmpParams(credential="lab"), CollectContext())
     assert (none.success, none.reason) == (False, "config")
+
+
+def _agent_counts(agent: SnmpAgent) -> tuple[int, int]:
+    """The agent's own count of requests (snmpInPkts) and of varbinds it answered (snmpInTotalReqVars)."""
+    got = netsnmp(agent, "snmpget", "1.3.6.1.2.1.11.1.0", "1.3.6.1.2.1.11.13.0")
+    return int(got["1.3.6.1.2.1.11.1.0"]), int(got["1.3.6.1.2.1.11.13.0"])
+
+
+async def test_walk_asks_only_as_many_rows_as_the_table_has(snmpd: SnmpAgent, resources: SnmpResources) -> None:
+    """Once the interface count is known, the counters' walk ends in one request per column set
+    instead of reading 25 repetitions, most of them past the table, from every device every minute."""
+    first = await poll(snmpd, resources, profiles=["if-mib"])
+    rows = len(by(first, "if_oper_up", "ifindex"))
+    packets_before, varbinds_before = _agent_counts(snmpd)
+    second = await poll(snmpd, resources, profiles=["if-mib"])
+    packets_after, varbinds_after = _agent_counts(snmpd)
+    requests = packets_after - packets_before - 1  # less our own snmpget
+    read = varbinds_after - varbinds_before - 2
+    assert second.details["static_refreshed"] is False
+    assert by(second, "if_in_octets", "ifindex").keys() == by(first, "if_in_octets", "ifindex").keys()
+    (table,) = resources.profiles["if-mib"].tables
+    columns = len(dynamic_columns(table))
+    # One GET of sysUpTime, one GETBULK of rows + 1 repetitions (the extra row shows each column's end).
+    assert requests == 2
+    assert read == columns * (rows + 1) + 1

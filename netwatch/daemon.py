@@ -36,7 +36,7 @@ from netwatch.config.snmp import snmp_credentials
 from netwatch.config.warnings import weak_settings
 from netwatch.errors import ConfigError, MigrationError
 from netwatch.exporter import make_registry
-from netwatch.gcpolicy import tune_for_daemon
+from netwatch.gcpolicy import run_collections, settle_after, tune_for_daemon
 from netwatch.health import TargetHealth
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder, restore_health
@@ -178,6 +178,8 @@ class Daemon:
         self._install_signals()
         scheduler.sync(self._active_jobs(self.state.inventory))
         tune_for_daemon()
+        intervals = [job.params.interval for job in self.state.inventory.jobs]
+        collections = asyncio.create_task(run_collections(settle_after(intervals)))
         scheduler.start()
         heartbeat = asyncio.create_task(self._heartbeat())
         ticker = asyncio.create_task(self._tick())
@@ -200,6 +202,7 @@ class Daemon:
             history.cancel()
             parents.cancel()
             month_figures.cancel()
+            collections.cancel()
             await self._shutdown()
         return 0
 

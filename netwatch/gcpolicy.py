@@ -1,31 +1,77 @@
-"""Garbage-collector settings for a long-running poller with a large, steady heap.
+"""When the cyclic garbage collector runs in a long-running poller with a large, steady heap.
 
 At province scale the daemon holds millions of long-lived objects (counter trackers, cached static
-columns, the latest gauges) and allocates hundreds of thousands of short-lived ones a second. With
-CPython's default thresholds (700, 10, 10) that made a full collection every few seconds: in the
-SNMP soak (6,000 devices, ``benchmarks/soak.py``) 32 full collections in 3 minutes at 0.55 s each,
-run on the event loop — 13 % of a core in the collector, and poll-lag spikes of 2.5 s. Nearly all
-of that garbage is freed by reference counting; the cyclic collector only needs to run now and then.
+columns, the latest gauges) and replaces hundreds of thousands of others every minute. CPython
+3.11 starts a collection when *net* allocations pass a threshold: a poller that frees about as
+much as it allocates rarely crosses it, so each young collection, when it came, found 50,000 to
+600,000 objects; middle ones a million; a full one scanned everything. In the province soak
+(``benchmarks/soak.py``) those were pauses of 0.7 s, 1.5 s and 2.9 s on the event loop, the
+longest followed by a 23-second stall as every timer that had fallen due fired at once, and about
+8 % of a core in the collector. Nearly all of that garbage is freed by reference counting anyway.
+
+So the daemon runs the collector on the event loop's clock instead:
+
+- at start, everything built so far (modules, inventory, profiles) is frozen: never scanned again;
+- automatic collection is off; a young collection runs every second (only what was allocated in
+  that second and is still alive), a middle one every 10 s, a full one every 5 minutes;
+- once every job has run twice (the steady state: counter trackers, static caches, label memos all
+  exist) the heap is collected and frozen once more, so a full collection scans only what changed
+  since, a few hundred thousand objects, not millions.
+
+A frozen object is still freed by reference counting; only a reference cycle alive at a freeze and
+dead later is never collected, a bounded one-off (two freezes per run), never a growing leak.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
-YOUNG_THRESHOLD = 50_000
-"""Allocations between young collections (default 700): the young generation is scanned ~70× less
-often, and each scan still costs well under a millisecond."""
-MIDDLE_THRESHOLD = 20
-OLD_THRESHOLD = 10
-"""Middle collections between full ones (CPython's default). CPython also waits until the objects
-promoted since the last full collection are a quarter of the old generation, so a full pass comes
-every few minutes at province scale: rarely enough to cost little, often enough that cyclic garbage
-(exceptions with their tracebacks, closed tasks) does not pile up between passes."""
+YOUNG_SECONDS = 1.0
+"""Seconds between young collections: each scans what was allocated since and is still alive."""
+MIDDLE_EVERY = 10
+"""Young collections per middle one."""
+FULL_EVERY = 30
+"""Middle collections per full one (every 5 minutes): reference cycles that lived long enough to be
+promoted, such as an exception and its traceback kept by a slow poll, are freed within minutes."""
+SETTLE_BOUNDS = (30.0, 900.0)
+"""The steady-state freeze waits two rounds of the longest job interval, within these seconds."""
 
 
 def tune_for_daemon() -> None:
-    """Freeze what start-up built (modules, inventory, profiles: never garbage, so never scanned
-    again) and raise the collection thresholds. Call once, when the daemon is about to poll."""
+    """Freeze what start-up built and switch automatic collection off: :func:`run_collections`
+    takes over. Call once, when the daemon is about to poll."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
+    gc.disable()
+
+
+def settle_after(intervals: list[float]) -> float:
+    """Seconds until the steady state: two rounds of the longest interval, within ``SETTLE_BOUNDS``."""
+    low, high = SETTLE_BOUNDS
+    return min(max(2 * max(intervals, default=0.0), low), high)
+
+
+async def run_collections(settle_seconds: float, *, young_seconds: float = YOUNG_SECONDS) -> None:
+    """Run the collector on the loop's clock until cancelled, then hand it back to CPython.
+
+    Its passes show in ``python_gc_collections_total`` on /metrics like automatic ones.
+    """
+    loop = asyncio.get_running_loop()
+    settle_at: float | None = loop.time() + settle_seconds
+    count = 0
+    try:
+        while True:
+            await asyncio.sleep(young_seconds)
+            if settle_at is not None and loop.time() >= settle_at:
+                gc.collect()
+                gc.freeze()
+                settle_at = None
+                continue
+            count += 1
+            generation = (
+                2 if count % (MIDDLE_EVERY * FULL_EVERY) == 0 else 1 if count % MIDDLE_EVERY == 0 else 0
+            )
+            gc.collect(generation)
+    finally:
+        gc.enable()

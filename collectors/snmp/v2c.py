@@ -168,6 +168,11 @@ class V2cTransport:
             raise SendFailed(os.strerror(exc.errno) if exc.errno else type(exc).__name__) from None
         self.counters.sent += 1
 
+    def receive_buffer(self, family: int) -> int:
+        """Bytes the kernel lets queue on this family's socket (opened if need be) before it drops
+        answers: what bounds how many requests may wait for an answer at once."""
+        return int(self._socket(family).getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
     def _socket(self, family: int) -> socket.socket:
         known = self._sockets.get(family)
         if known is not None:

@@ -113,7 +113,9 @@ def _agent_counts(agent: SnmpAgent) -> tuple[int, int]:
     return int(got["1.3.6.1.2.1.11.1.0"]), int(got["1.3.6.1.2.1.11.13.0"])
 
 
-async def test_walk_asks_only_as_many_rows_as_the_table_has(snmpd: SnmpAgent, resources: SnmpResources) -> None:
+async def test_walk_asks_only_as_many_rows_as_the_table_has(
+    snmpd: SnmpAgent, resources: SnmpResources
+) -> None:
     """Once the interface count is known, the counters' walk ends in one request per column set
     instead of reading 25 repetitions, most of them past the table, from every device every minute."""
     first = await poll(snmpd, resources, profiles=["if-mib"])

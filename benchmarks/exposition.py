@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     disable_created_metrics,
+    generate_latest,
     start_http_server,
 )
 
@@ -164,6 +166,17 @@ async def netwatch_scrapes(state: LatestState, port: int, repeat: int) -> tuple[
         await server.stop()
 
 
+def peak_mb(registry: CollectorRegistry) -> float:
+    """Peak Python memory one exposition of ``registry`` allocates (tracemalloc), in MB: a daemon
+    scraped every 15 s keeps that peak in its RSS."""
+    tracemalloc.start()
+    try:
+        generate_latest(registry)
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
 def main() -> None:
     """Build both sides, scrape each ``--repeat`` times, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,18 +197,25 @@ def main() -> None:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+    nw_peak, pl_peak = peak_mb(make_registry(state)), peak_mb(plain_registry(nw_series))
     pl_times = [t for t, _ in plain]
     pl_body = plain[-1][1]
 
     nw, pl = statistics.median(nw_times), statistics.median(pl_times)
     print(f"/metrics exposition, median of {args.repeat} scrapes over HTTP on 127.0.0.1")
-    print(f"{'':28} {'series':>9} {'MB':>7} {'scrape s':>9}")
-    print(f"{'netwatch (custom collector)':28} {nw_series:>9,} {len(nw_body) / 1e6:>7.1f} {nw:>9.3f}")
+    print(f"{'':28} {'series':>9} {'MB':>7} {'scrape s':>9} {'peak MB':>8}")
+    print(
+        f"{'netwatch (custom collector)':28} {nw_series:>9,} {len(nw_body) / 1e6:>7.1f} {nw:>9.3f} {nw_peak:>8.0f}"
+    )
     print(
         f"{'prometheus_client registry':28} {series_count(pl_body):>9,} {len(pl_body) / 1e6:>7.1f} {pl:>9.3f}"
+        f" {pl_peak:>8.0f}"
     )
-    print(f"ratio netwatch/plain: {nw / pl:.2f}×")
-    print(f"RESULT exposition series={nw_series} netwatch_s={nw:.3f} plain_s={pl:.3f} ratio={nw / pl:.2f}")
+    print(f"ratio netwatch/plain: {nw / pl:.2f}× time, {nw_peak / pl_peak:.2f}× peak memory")
+    print(
+        f"RESULT exposition series={nw_series} netwatch_s={nw:.3f} plain_s={pl:.3f} ratio={nw / pl:.2f}"
+        f" netwatch_peak_mb={nw_peak:.0f} plain_peak_mb={pl_peak:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import snmp_walk  # noqa: E402  (its namespace and macvlan helpers)
 ANYIP = "198.18.0.0/19"
 NS_ADDR = "198.18.240.2"
 COMMUNITY = "soak-c0mmunity"
+AGENT_BUFFER = 4 * 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -74,7 +75,12 @@ def agents(interfaces: int) -> Iterator[int]:
         run("ip", "-n", snmp_walk.NS, "route", "add", "local", ANYIP, "dev", "lo")
         run("ip", "route", "add", ANYIP, "via", NS_ADDR)
         work = Path(tempfile.mkdtemp(prefix="nwsoak-snmpd-"))
-        (work / "snmpd.conf").write_text(f"rocommunity {COMMUNITY} 198.18.0.0/15\nsysName soak-agent\n")
+        # One agent answers for 6,000 devices: with the default 208 KiB receive buffer it drops
+        # requests as soon as a few hundred wait (each small datagram costs ~2 KiB of buffer), which
+        # 6,000 real agents never would. serverRecvBuf asks for more (capped by net.core.rmem_max).
+        (work / "snmpd.conf").write_text(
+            f"rocommunity {COMMUNITY} 198.18.0.0/15\nsysName soak-agent\n[snmp] serverRecvBuf {AGENT_BUFFER}\n"
+        )
         (work / "persist").mkdir()
         proc = subprocess.Popen(
             ["ip", "netns", "exec", snmp_walk.NS, "/usr/sbin/snmpd", "-f", "-C", "-c", str(work / "snmpd.conf"),
@@ -150,6 +156,18 @@ def thread_cpu(pid: int) -> dict[int, float]:
             continue
         found[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICK
     return found
+
+
+def agent_drops() -> int:
+    """Requests the agent's socket dropped for want of buffer (UDP RcvbufErrors in its namespace)."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", snmp_walk.NS, "cat", "/proc/net/snmp"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    header, values = [line.split() for line in out.splitlines() if line.startswith("Udp:")][:2]
+    return int(dict(zip(header, values, strict=True)).get("RcvbufErrors", 0))
 
 
 def machine_busy() -> tuple[float, float]:
@@ -263,6 +281,7 @@ def main() -> int:
                 time.sleep(10)
             if proc.poll() is not None:
                 raise SystemExit(f"netwatch exited early ({proc.returncode}): see {work / 'netwatch.log'}")
+            dropped_by_agent = agent_drops()
             metrics = scrape(args.port)
         finally:
             if profiler is not None:
@@ -308,7 +327,8 @@ def main() -> int:
     )
     # The agent shares the machine: when both together want more than its cores, polls start late.
     print(f"  snmpd (the agent):   {agent_share * 100:.1f} % of one core; machine busy "
-          f"{machine_share * 100:.1f} % of its {os.cpu_count()} cores")  # fmt: skip
+          f"{machine_share * 100:.1f} % of its {os.cpu_count()} cores; requests it dropped: "
+          f"{dropped_by_agent:,}")  # fmt: skip
     # CPU per poll is insensitive to how long the other processes on the machine kept netwatch waiting.
     print(
         f"  CPU per poll:        {cpu_total / polls * 1e6 if polls else 0:.0f} µs (whole run incl. warm-up)"

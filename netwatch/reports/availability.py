@@ -507,7 +507,7 @@ def _load_polls(
 ) -> dict[str, PollCounts]:
     # Rolled-up hours from poll_rollups, the rest from the raw log: retention deletes raw polls
     # after days, and a month of them is tens of millions of rows at province scale.
-    split = min(max(_rolled_up_until(conn) or start, start), end)
+    split = _raw_from(conn, start, end)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     d = Device.__table__.c
     devices = select(d.name).where(d.site.in_(codes))
@@ -562,7 +562,7 @@ def _load_polls(
 def _load_polled(conn: Any, codes: Sequence[str], start: datetime, end: datetime) -> PolledSites:
     # Each question stops at its first row: one index seek for the month, one per device of
     # ``codes`` (the sites with no ledger interval, rarely any on a running daemon).
-    split = min(max(_rolled_up_until(conn) or start, start), end)
+    split = _raw_from(conn, start, end)
     r, q, d = PollRollup.__table__.c, Poll.__table__.c, Device.__table__.c
     rolled = and_(r.bucket_start >= start, r.bucket_start < split)
     raw = and_(q.scheduled_at >= split, q.scheduled_at < end)
@@ -577,6 +577,11 @@ def _load_polled(conn: Any, codes: Sequence[str], start: datetime, end: datetime
     )
     sites = conn.execute(select(d.site).distinct().where(d.site.in_(codes), polled)).scalars()
     return PolledSites(True, frozenset(sites))
+
+
+def _raw_from(conn: Any, start: datetime, end: datetime) -> datetime:
+    """Where the period's polls stop being in ``poll_rollups`` and must be read raw (within it)."""
+    return min(max(_rolled_up_until(conn) or start, start), end)
 
 
 def _rolled_up_until(conn: Any) -> datetime | None:

@@ -99,6 +99,9 @@ class DaemonOptions:
     """Bound of the disk spool; 0 disables it."""
     queue_max_rows: int = 200_000
     """Rows held in memory for the database before they go to the spool (or are dropped)."""
+    write_in_child: bool = True
+    """Write rows from a child process (:mod:`netwatch.storage.rowwriter`), so that binding them
+    never holds the GIL the polling loop needs; an in-memory SQLite database is written in-process."""
 
 
 class Daemon:
@@ -142,7 +145,17 @@ class Daemon:
         spool = spool_for(
             opts.db_url, opts.spool_dir, opts.spool_max_bytes, opts.shard, os.environ.get("STATE_DIRECTORY")
         )
-        writer = self._writer = BatchWriter(engine, max_queue=opts.queue_max_rows, spool=spool)
+        in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (
+            None,
+            "",
+            ":memory:",
+        )
+        writer = self._writer = BatchWriter(
+            engine,
+            max_queue=opts.queue_max_rows,
+            spool=spool,
+            in_process=in_memory or not opts.write_in_child,
+        )
         writer.start()
         await self._open_collectors()
         recorder = self._recorder = PollRecorder(writer, self._run_row["run_id"], self.state.inventory)

@@ -4,6 +4,7 @@
 - ``engine``: ``create_engine_for(url)``.
 - ``migrate``: ``upgrade``, ``current_revision``, ``check`` over the shipped ``migrations`` package.
 - ``writer``: ``BatchWriter``, the batched writer the event loop puts rows into.
+- ``rowwriter``: the bulk insert itself, run by the writer's thread or by a child process.
 - ``repository``: reads and writes off the hot path (inventory mirror, states, runs, gaps).
 - ``dml``: the dialect-specific insert-or-ignore and upsert statements both of those use.
 

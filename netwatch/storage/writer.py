@@ -13,6 +13,10 @@ moves the oldest queued rows to the spool in whole batches once half of ``max_qu
 drains the batch it holds, then the spool, then memory, so rows reach each table in the order they
 were put. Rows still unwritten at shutdown stay in the spool and are written at the next start.
 Only when the spool is full too are the newest rows dropped, counted and logged.
+
+The daemon's writer thread hands each batch to a child process (``in_process=False``, see
+:mod:`netwatch.storage.rowwriter`) and waits on a pipe, so binding rows never holds the GIL the
+polling loop needs; a child that dies is an outage like any other, and its batch is retried.
 """
 
 from __future__ import annotations
@@ -21,34 +25,28 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, Table
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import Engine, Table
 
 from netwatch.errors import StorageError
-from netwatch.storage.dml import last_per_key, statement_for, write_mode
+from netwatch.storage.dml import last_per_key, write_mode
 from netwatch.storage.engine import safe_url
-from netwatch.storage.models import Base, UTCDateTime
+from netwatch.storage.models import Base
+from netwatch.storage.rowwriter import ProcessRowWriter, RowWriter, WriteOutage
 from netwatch.storage.spool import Spool, SpoolRecord
 
 __all__ = ["BatchWriter"]
 
 log = logging.getLogger(__name__)
 
-_CHUNK_ROWS = 1000
 _DROP_LOG_INTERVAL = 10.0
 
 
 class _Outage(Exception):
     """The database is unreachable, locked or full: the batch is kept and retried."""
-
-    def __init__(self, cause: DBAPIError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 @dataclass
@@ -61,56 +59,6 @@ class _Batch:
 
     def remaining(self) -> list[tuple[str, dict[str, Any]]]:
         return [(name, row) for name, row in self.rows if name not in self.done]
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One table's bulk statement for one set of columns, compiled once, with its bind processors."""
-
-    sql: str
-    names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    positional: bool
-
-    @classmethod
-    def compile(cls, dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepared:
-        """Compile the statement :func:`statement_for` gives, in the dialect's own parameter style."""
-        compiled = statement_for(dialect, table, columns).compile(dialect=dialect, column_keys=list(columns))
-        names = tuple(compiled.positiontup or ()) if dialect.positional else columns
-        if set(names) != set(columns) or len(names) != len(columns):
-            raise StorageError(f"unexpected parameters {names} in the insert for {table.name}")
-        # The same processors SQLAlchemy applies (UTCDateTime's checks and UTC conversion included).
-        processors = tuple(_bind_processor(dialect, table.c[name].type) for name in names)
-        return cls(compiled.string, names, processors, bool(dialect.positional))
-
-    def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """The rows as driver parameters: tuples for a positional style, else dicts."""
-        pairs = list(zip(self.names, self.processors, strict=True))
-        if self.positional:
-            return [tuple([row.get(n) if p is None else p(row.get(n)) for n, p in pairs]) for row in rows]
-        return [{n: row.get(n) if p is None else p(row.get(n)) for n, p in pairs} for row in rows]
-
-
-def _bind_processor(dialect: Dialect, column_type: Any) -> Callable[[Any], Any] | None:
-    """The processor SQLAlchemy would apply to a column, or the one-step equivalent for UTC
-    timestamps on SQLite (the same text; see :meth:`UTCDateTime.sqlite_text`)."""
-    if dialect.name == "sqlite" and isinstance(column_type, UTCDateTime):
-        return partial(column_type.sqlite_text, dialect=dialect)
-    processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(dialect)
-    return processor
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
-def _describe(exc: BaseException) -> str:
-    """The driver's own message on one line, without the SQL statement and its parameters."""
-    orig = getattr(exc, "orig", None) or exc
-    text = " ".join(line.strip() for line in str(orig).splitlines() if line.strip())
-    return f"{type(orig).__name__}: {text[:300]}"
 
 
 class BatchWriter:
@@ -126,7 +74,11 @@ class BatchWriter:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         spool: Spool | None = None,
+        in_process: bool = True,
     ) -> None:
+        """``in_process=False`` writes from a child process (:mod:`netwatch.storage.rowwriter`):
+        the daemon's choice for a database file or server, so binding rows never holds the GIL
+        the polling loop needs."""
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise StorageError(f"unsupported database dialect {engine.dialect.name!r}")
         if batch_size < 1 or max_queue < 1 or flush_interval <= 0 or retry_initial <= 0:
@@ -141,7 +93,9 @@ class BatchWriter:
             name: table for name, table in Base.metadata.tables.items() if "write" in table.info
         }
         self._columns = {name: frozenset(table.columns.keys()) for name, table in self._tables.items()}
-        self._prepared: dict[tuple[str, tuple[str, ...]], _Prepared] = {}
+        self._rows: RowWriter | ProcessRowWriter = (
+            RowWriter(engine) if in_process else ProcessRowWriter(engine)
+        )
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queue: deque[tuple[str, dict[str, Any]]] = deque()
@@ -269,6 +223,8 @@ class BatchWriter:
             self._spiller.join(max(deadline - time.monotonic(), 1.0))
         if self._spool is not None and not self._thread.is_alive():
             self._spool.close()
+        if not self._thread.is_alive():
+            self._rows.close()
         if self._thread.is_alive():
             log.error(
                 "storage writer did not stop within %.1f s; %d rows pending", timeout, self.queue_length
@@ -326,7 +282,7 @@ class BatchWriter:
             try:
                 self._drain()
             except _Outage as outage:
-                self._note_outage(outage.cause, len(self._current.rows) if self._current else 0)
+                self._note_outage(str(outage), len(self._current.rows) if self._current else 0)
                 if self._stopping.is_set():
                     self._give_up()
                     return
@@ -498,62 +454,16 @@ class BatchWriter:
         """
         todo = rows if write_mode(table) == "append" else last_per_key(table, rows)
         try:
-            refused = self._write(table, todo)
-        except DBAPIError as exc:
-            if not _is_transient(exc):
-                raise
-            raise _Outage(exc) from None
+            refusals = self._rows.write(table.name, todo)
+        except WriteOutage as exc:
+            raise _Outage(str(exc)) from None
+        if refusals.last_error is not None:
+            with self._lock:
+                self._last_error = refusals.last_error
         self._note_recovered()
-        return refused
+        return refusals.count
 
-    def _write(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
-        present: set[str] = set()
-        for row in rows:
-            present.update(row)
-        columns = tuple(c.key for c in table.columns if c.key in present)
-        prepared = self._prepared_for(table, columns)
-        try:
-            # Straight to the driver's executemany: SQLAlchemy's per-execution parameter handling
-            # cost ~3× the driver's own work per row (profile of the soak).
-            params = prepared.bind(rows)
-            with self._engine.begin() as conn:
-                for start in range(0, len(params), _CHUNK_ROWS):
-                    conn.exec_driver_sql(prepared.sql, params[start : start + _CHUNK_ROWS])
-            return 0
-        except Exception as exc:
-            if _is_transient(exc):
-                raise
-            log.error("database refused a batch of %d rows for %s: %s", len(rows), table.name, _describe(exc))
-        stmt = statement_for(self._engine.dialect, table, columns)
-        return self._write_one_by_one(
-            table, stmt, [{name: row.get(name) for name in columns} for row in rows]
-        )
-
-    def _prepared_for(self, table: Table, columns: tuple[str, ...]) -> _Prepared:
-        key = (table.name, columns)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = _Prepared.compile(self._engine.dialect, table, columns)
-            self._prepared[key] = prepared
-        return prepared
-
-    def _write_one_by_one(self, table: Table, stmt: Any, params: list[dict[str, Any]]) -> int:
-        """After a refused batch, keep the good rows: one transaction each, the bad ones dropped."""
-        refused = 0
-        for values in params:
-            try:
-                with self._engine.begin() as conn:
-                    conn.execute(stmt, [values])
-            except Exception as exc:
-                if _is_transient(exc):
-                    raise
-                refused += 1
-                with self._lock:
-                    self._last_error = _describe(exc)
-        return refused
-
-    def _note_outage(self, exc: BaseException, rows: int) -> None:
-        message = _describe(exc)
+    def _note_outage(self, message: str, rows: int) -> None:
         with self._lock:
             self._last_error = message
             first = self._healthy

@@ -24,8 +24,9 @@ from netwatch.storage import repository
 from netwatch.storage.engine import create_engine_for
 from netwatch.storage.migrate import upgrade
 from netwatch.storage.models import Poll
+from netwatch.storage.rowwriter import is_transient
 from netwatch.storage.spool import Spool, encode_rows
-from netwatch.storage.writer import BatchWriter, _is_transient
+from netwatch.storage.writer import BatchWriter
 from tests.netwatch.storage.rows import T0, poll_row
 from tests.support.postgres import PostgresCluster, fresh_database, throwaway_cluster
 
@@ -84,8 +85,9 @@ class _Watch:
             time.sleep(pause)
 
 
+@pytest.mark.parametrize("writes_from", ["thread", "child"])
 def test_sqlite_locked_by_another_connection_spools_then_writes_everything_in_order(
-    sqlite_db: tuple[str, Engine], tmp_path: Path
+    sqlite_db: tuple[str, Engine], tmp_path: Path, writes_from: str
 ) -> None:
     path, engine = sqlite_db  # the daemon's engine: a 5 s busy timeout before a write fails
     spool = Spool(tmp_path / "spool")
@@ -97,6 +99,7 @@ def test_sqlite_locked_by_another_connection_spools_then_writes_everything_in_or
         retry_initial=0.1,
         retry_max=0.5,
         spool=spool,
+        in_process=writes_from == "thread",
     )
     writer.start()
     watch = _Watch(writer)
@@ -168,7 +171,7 @@ def test_disk_full_is_transient_rows_wait_in_a_spool_elsewhere_then_land(
         with pytest.raises(DBAPIError) as full, engine.begin() as conn:
             conn.execute(insert(Poll), [poll_row(n, target="big" * 300) for n in range(500)])
         assert "database or disk is full" in str(full.value)
-        assert _is_transient(full.value)
+        assert is_transient(full.value)
 
         watch = _Watch(writer)
         watch.rows(120, 0.01)

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 
+from netwatch.errors import StorageError
 from netwatch.storage import repository
+from netwatch.storage.engine import create_engine_for
+from netwatch.storage.migrate import upgrade
 from netwatch.storage.models import Poll
 from netwatch.storage.writer import BatchWriter
 from tests.netwatch.storage.rows import T0, count, poll_row
 
 
-@pytest.fixture
-def writer(migrated: Engine) -> Iterator[BatchWriter]:
-    """A started writer on the migrated database, stopped after the test."""
-    w = BatchWriter(migrated, batch_size=100, flush_interval=0.05)
+@pytest.fixture(params=["thread", "child"])
+def writer(migrated: Engine, request: pytest.FixtureRequest) -> Iterator[BatchWriter]:
+    """A started writer on the migrated database, stopped after the test: writing from its own
+    thread, or from a child process as the daemon does."""
+    w = BatchWriter(migrated, batch_size=100, flush_interval=0.05, in_process=request.param == "thread")
     w.start()
     yield w
     w.stop()
@@ -182,3 +192,75 @@ def test_queue_bound_drops_the_newest_rows_and_counts_them(
     drop_reports = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(drop_reports) == 1, "drops are logged, rate-limited"
     assert "queue full" in drop_reports[0].getMessage()
+
+
+def test_a_killed_writer_process_is_an_outage_and_loses_no_row(migrated: Engine) -> None:
+    writer = BatchWriter(migrated, batch_size=20, flush_interval=0.02, retry_initial=0.05, in_process=False)
+    writer.start()
+    try:
+        for n in range(40):
+            writer.put("polls", poll_row(n))
+        assert writer.flush(timeout=60)
+        children = multiprocessing.active_children()
+        assert len(children) == 1, "the rows were written by one child process"
+        os.kill(children[0].pid or 0, signal.SIGKILL)
+        children[0].join(10)
+        for n in range(40, 100):
+            writer.put("polls", poll_row(n))
+        assert writer.flush(timeout=60)
+        assert writer.last_error is not None and "writer process died" in writer.last_error
+        assert writer.healthy, "a new child took over"
+    finally:
+        writer.stop()
+    assert count(migrated, "polls") == 100
+    assert (writer.written_total, writer.dropped_total) == (100, 0)
+    assert not multiprocessing.active_children(), "stop ends the child"
+
+
+def test_the_child_writer_refuses_an_in_memory_database() -> None:
+    engine = create_engine_for("sqlite://")
+    with pytest.raises(StorageError, match="in-memory SQLite"):
+        BatchWriter(engine, in_process=False)
+
+
+def test_a_writer_process_never_outlives_a_killed_daemon(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'netwatch.db'}")
+    upgrade(engine)
+    engine.dispose()
+    script = f"""
+import multiprocessing, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
+from netwatch.storage.engine import create_engine_for
+from netwatch.storage.migrate import upgrade
+from netwatch.storage.writer import BatchWriter
+from tests.netwatch.storage.rows import poll_row
+if __name__ == "__main__":
+    writer = BatchWriter(create_engine_for({f"sqlite:///{tmp_path / 'netwatch.db'}"!r}), in_process=False)
+    writer.start()
+    writer.put("polls", poll_row(1))
+    writer.flush(timeout=60)
+    print(*[p.pid for p in multiprocessing.active_children()], flush=True)
+    time.sleep(120)
+"""
+    daemon = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout is not None
+        children = [int(pid) for pid in daemon.stdout.readline().split()]
+        assert children, "the rows were written by a child process"
+    finally:
+        daemon.kill()
+        daemon.wait(10)
+        if daemon.stdout is not None:
+            daemon.stdout.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in children), "an orphaned writer process kept running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

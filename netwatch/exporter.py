@@ -7,7 +7,7 @@ families. Each instance registers in its own ``CollectorRegistry`` (one per daem
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,7 +19,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from collectors.base import CollectResult
 from netwatch.config.inventory import Site, link_interfaces
-from netwatch.exposition import LabelKey, LabelTexts, TextFamily
+from netwatch.counters import SeriesKey
+from netwatch.exposition import LabelTexts, TextFamily, go_float
+from netwatch.gcpolicy import STATS as GC_STATS
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
 from netwatch.state import JobState, LatestState
@@ -156,28 +158,32 @@ class NetwatchCollector(Collector):
         contracted: dict[tuple[str, str], float],
     ) -> None:
         # Most of a scrape's samples: written as text, each label set's text kept between scrapes
-        # (see netwatch.exposition).
+        # (see netwatch.exposition). The loops are flat on purpose: they run once per sample.
         values = self._device_labels(js)
-        device = dict(zip(DEVICE_LABELS, values, strict=True))
-        texts, device_key = self._label_texts, tuple(values)
-
-        def text_of(series: LabelKey) -> str:
-            return texts.get((device_key, series), device, series)
-
-        families.add("netwatch_snmp_poll_duration_seconds", "gauge", text_of(()), result.duration)
+        texts = self._label_texts.device(tuple(values), dict(zip(DEVICE_LABELS, values, strict=True)))
+        family = families.family
+        families.add("netwatch_snmp_poll_duration_seconds", "gauge", texts[()], result.duration)
         for m in result.measurements:
-            if m.kind in ("gauge", "info"):
-                families.add(f"netwatch_{m.name}", "gauge", text_of(m.labels), m.value)
+            if m.kind == "gauge" or m.kind == "info":
+                gauge = family(m.name, "gauge")
+                gauge.text += f"{gauge.sample_name}{texts[m.labels]} {go_float(m.value)}\n".encode()
             if m.name == "if_speed_bps":
                 ifname = next((v for k, v in m.labels if k == "ifname"), "")
                 bps = contracted.get((js.job.target.key, ifname))
                 if bps is not None:
-                    families.add("netwatch_if_contracted_bps", "gauge", text_of(m.labels), bps)
-        for (name, series), total in js.book.totals.items():
-            families.add(f"netwatch_{name}", "counter", text_of(series), total)
-        for (name, series), rate in js.book.last_rates.items():
+                    families.add("netwatch_if_contracted_bps", "gauge", texts[m.labels], bps)
+        scales = js.book.scales
+        for raw_key, tracker in js.book.rates.items():
+            key = cast(SeriesKey, raw_key)
+            name, series = key
+            scale = scales.get(key, 1.0) if scales else 1.0
+            labels = texts[series]
+            counter = family(name, "counter")
+            counter.text += f"{counter.sample_name}{labels} {go_float(tracker.total * scale)}\n".encode()
+            rate = tracker.rate
             if rate is not None and name in RATE_METRICS:
-                families.add(RATE_METRICS[name], "gauge", text_of(series), rate * 8)
+                gauge = family(RATE_METRICS[name], "gauge", prefixed=True)
+                gauge.text += f"{gauge.sample_name}{labels} {go_float(rate * scale * 8)}\n".encode()
 
     def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
         return {
@@ -282,6 +288,7 @@ class NetwatchCollector(Collector):
         )
         lag.add_metric([], state.lag.cumulative(), sum_value=state.lag.total)
         yield lag
+        yield from _collector_families()
         yield CounterMetricFamily("netwatch_polls", "Polls run.", value=state.polls_total)
         yield CounterMetricFamily(
             "netwatch_polls_late",
@@ -340,6 +347,22 @@ class NetwatchCollector(Collector):
             )
 
 
+def _collector_families() -> Iterator[Metric]:
+    """The cyclic garbage collector's passes on the polling loop (see netwatch.gcpolicy)."""
+    runs = CounterMetricFamily(
+        "netwatch_gc_collections", "Garbage collections run by netwatch's schedule.", labels=["generation"]
+    )
+    seconds = CounterMetricFamily(
+        "netwatch_gc_seconds",
+        "Seconds the polling loop spent in garbage collections (a pause for every poll).",
+        labels=["generation"],
+    )
+    for generation in range(3):
+        runs.add_metric([str(generation)], GC_STATS.collections[generation])
+        seconds.add_metric([str(generation)], GC_STATS.seconds[generation])
+    yield from (runs, seconds)
+
+
 class _Families:
     """Metric families built sample by sample, for series whose label sets come from profiles."""
 
@@ -352,19 +375,30 @@ class _Families:
 
     def __init__(self) -> None:
         self._families: dict[str, TextFamily] = {}
+        self._measured: dict[str, TextFamily] = {}
+
+    def family(self, name: str, kind: str, *, prefixed: bool = False) -> TextFamily:
+        """The family of measurement ``name`` (``netwatch_`` added unless ``prefixed``), made on
+        first use; a counter family's samples get ``_total``."""
+        family = (self._families if prefixed else self._measured).get(name)
+        if family is None:
+            full = name if prefixed else f"netwatch_{name}"
+            family = self._families.get(full)
+            if family is None:
+                doc = self.DOCS.get(full) or (
+                    f"netwatch's wrap- and reboot-corrected total of {full} (never the raw device counter)."
+                    if kind == "counter"
+                    else f"SNMP profile metric {full}."
+                )
+                family = self._families[full] = TextFamily(full, doc, kind)
+            if not prefixed:
+                self._measured[name] = family
+        return family
 
     def add(self, name: str, kind: str, labels: str, value: float) -> None:
-        """Add one sample to family ``name`` (a counter's sample gets ``_total``); ``labels`` is
-        the label set's text (:class:`netwatch.exposition.LabelTexts`)."""
-        family = self._families.get(name)
-        if family is None:
-            doc = self.DOCS.get(name) or (
-                f"netwatch's wrap- and reboot-corrected total of {name} (never the raw device counter)."
-                if kind == "counter"
-                else f"SNMP profile metric {name}."
-            )
-            family = self._families[name] = TextFamily(name, doc, kind)
-        family.add(labels, value)
+        """Add one sample to family ``name`` (full name); ``labels`` is the label set's text
+        (:class:`netwatch.exposition.SeriesTexts`)."""
+        self.family(name, kind, prefixed=True).add(labels, value)
 
     def all(self) -> list[TextFamily]:
         """Every family built."""

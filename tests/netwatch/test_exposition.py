@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
-from netwatch.exposition import LabelTexts, TextFamily, label_text, render
+from netwatch.exposition import LabelTexts, TextFamily, go_float, label_text, render
 
 label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 values = st.one_of(
@@ -51,13 +52,21 @@ def test_text_families_render_as_prometheus_client_renders_samples(
 def test_label_texts_are_kept_between_scrapes_and_forgotten_when_unused() -> None:
     texts = LabelTexts()
     device = {"device": "r1", "site": "TK"}
-    first = texts.get(("r1", (("ifname", "eth0"),)), device, (("ifname", "eth0"),))
+    eth0, eth1 = (("ifname", "eth0"),), (("ifname", "eth1"),)
+    first = texts.device(("r1", "TK"), device)[eth0]
     assert first == '{device="r1",ifname="eth0",site="TK"}'
-    texts.get(("r1", (("ifname", "eth1"),)), device, (("ifname", "eth1"),))
+    assert texts.device(("r1", "TK"), device)[()] == '{device="r1",site="TK"}'
+    texts.device(("r1", "TK"), device)[eth1]
     texts.end_scrape()
     # The next scrape reuses the text (the same object, not a new string) of eth0; eth1 is gone.
-    assert texts.get(("r1", (("ifname", "eth0"),)), device, (("ifname", "eth0"),)) is first
+    assert texts.device(("r1", "TK"), device)[eth0] is first
     texts.end_scrape()
     texts.end_scrape()
-    renamed = texts.get(("r1", (("ifname", "eth0"),)), {"device": "r1", "site": "HA"}, (("ifname", "eth0"),))
-    assert renamed == '{device="r1",ifname="eth0",site="HA"}', "a label set unused for a scrape is rebuilt"
+    assert texts.device(("r1", "TK"), device)[eth0] is not first, "a label set unused for a scrape is rebuilt"
+    moved = texts.device(("r1", "HA"), {"device": "r1", "site": "HA"})[eth0]
+    assert moved == '{device="r1",ifname="eth0",site="HA"}', "a device whose labels changed gets new texts"
+
+
+@given(value=values)
+def test_values_are_written_as_prometheus_client_writes_them(value: float) -> None:
+    assert go_float(value) == floatToGoString(value)

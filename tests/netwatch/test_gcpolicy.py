@@ -9,7 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from netwatch.gcpolicy import MIDDLE_EVERY, SETTLE_BOUNDS, run_collections, settle_after, tune_for_daemon
+from netwatch.gcpolicy import (
+    MIDDLE_EVERY,
+    SETTLE_BOUNDS,
+    STATS,
+    run_collections,
+    settle_after,
+    tune_for_daemon,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +63,7 @@ async def test_the_schedule_collects_cycles_freezes_the_steady_state_and_hands_b
     tune_for_daemon()
     steady = [Node() for _ in range(5_000)]  # like the trackers the first polls make
     frozen_at_start = gc.get_freeze_count()
+    counted = list(STATS.collections)
     task = asyncio.create_task(run_collections(0.05, young_seconds=0.01))
     try:
         # The steady-state freeze comes once the settle time has passed.
@@ -72,6 +80,8 @@ async def test_the_schedule_collects_cycles_freezes_the_steady_state_and_hands_b
                 break
         assert gone() is None, "a cycle made after the freeze was never collected"
         assert not gc.isenabled()
+        assert STATS.collections[0] > counted[0] and STATS.collections[2] > counted[2], "passes are counted"
+        assert STATS.seconds[0] > 0
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

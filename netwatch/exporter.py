@@ -20,13 +20,17 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from collectors.base import CollectResult
 from netwatch.config.inventory import Site, link_interfaces
 from netwatch.counters import SeriesKey
-from netwatch.exposition import LabelTexts, TextFamily, go_float
+from netwatch.exposition import LabelTexts, SeriesTexts, SteppedRegistry, TextFamily, go_float
 from netwatch.gcpolicy import STATS as GC_STATS
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
 from netwatch.state import JobState, LatestState
 
 DEVICE_LABELS = ("site", "district", "device")
+_JOBS_PER_STEP = 500
+"""Jobs between two pause points of a scrape for the poll and ICMP families (a few ms)."""
+_SNMP_JOBS_PER_STEP = 10
+"""SNMP devices between two pause points: each writes ~10 samples per interface."""
 RATE_METRICS = {"if_in_octets": "netwatch_if_in_bps", "if_out_octets": "netwatch_if_out_bps"}
 ICMP_RTT_STATS = (
     ("min", "icmp_rtt_min_seconds"),
@@ -66,12 +70,20 @@ class NetwatchCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Metric families for one scrape."""
+        return (family for family in self.collect_steps() if family is not None)
+
+    def collect_steps(self) -> Iterator[Metric | None]:
+        """The families of :meth:`collect`, with ``None`` between jobs where a renderer on the
+        event loop may let polls run (:func:`netwatch.exposition.render_stepped`)."""
         # A shard holds other shards' jobs too (restored health, reloads): export only its own.
         owned = self._state.owned_devices
         jobs = [j for j in list(self._state.jobs.values()) if owned is None or j.job.target.key in owned]
-        yield from self._poll_families(jobs)
-        yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"])
-        yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"])
+        families = _Families()
+        yield from self._poll_families(jobs, families)
+        yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"], families)
+        yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"], families)
+        self._label_texts.end_scrape()
+        yield from families.all()
         yield from self._inventory_families()
         yield from self._site_families()
         yield from self._self_families()
@@ -81,74 +93,55 @@ class NetwatchCollector(Collector):
         labels = js.job.target.labels
         return [labels.get(name, "") for name in DEVICE_LABELS]
 
-    def _poll_families(self, jobs: list[JobState]) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "netwatch_up",
-            "1 if the last poll of this target by this collector succeeded.",
-            labels=[*DEVICE_LABELS, "collector"],
-        )
-        target_up = GaugeMetricFamily(
-            "netwatch_target_up",
-            "Health verdict after the down/up rounds rule: 1 up or degraded, 0 down (absent while unknown).",
-            labels=[*DEVICE_LABELS, "collector"],
-        )
-        duration = GaugeMetricFamily(
-            "netwatch_poll_duration_seconds",
-            "Duration of the last poll.",
-            labels=[*DEVICE_LABELS, "collector"],
-        )
-        for js in jobs:
-            labels = [*self._device_labels(js), js.job.kind]
+    def _texts(self, js: JobState) -> SeriesTexts:
+        values = self._device_labels(js)
+        return self._label_texts.device(tuple(values), dict(zip(DEVICE_LABELS, values, strict=True)))
+
+    def _poll_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
+        up = families.family("netwatch_up", "gauge", prefixed=True)
+        target_up = families.family("netwatch_target_up", "gauge", prefixed=True)
+        duration = families.family("netwatch_poll_duration_seconds", "gauge", prefixed=True)
+        for n, js in enumerate(jobs, 1):
+            labels = self._texts(js)[(("collector", js.job.kind),)]
             if js.last_result is not None:
-                up.add_metric(labels, 1.0 if js.last_result.success else 0.0)
-                duration.add_metric(labels, js.last_result.duration)
+                up.add(labels, 1.0 if js.last_result.success else 0.0)
+                duration.add(labels, js.last_result.duration)
             if js.health.state is not State.UNKNOWN:
-                target_up.add_metric(labels, 1.0 if js.health.is_up else 0.0)
-        yield from (up, target_up, duration)
+                target_up.add(labels, 1.0 if js.health.is_up else 0.0)
+            if n % _JOBS_PER_STEP == 0:
+                yield None
 
-    def _icmp_families(self, jobs: list[JobState]) -> Iterator[Metric]:
-        rtt = GaugeMetricFamily(
-            "netwatch_icmp_rtt_seconds", "Round-trip time of the last round.", labels=[*DEVICE_LABELS, "stat"]
-        )
-        jitter = GaugeMetricFamily(
-            "netwatch_icmp_jitter_seconds",
-            "Mean difference of consecutive RTTs in the last round.",
-            labels=list(DEVICE_LABELS),
-        )
-        loss = GaugeMetricFamily(
-            "netwatch_icmp_loss_ratio", "Share of probes lost in the last round.", labels=list(DEVICE_LABELS)
-        )
-        sent = CounterMetricFamily(
-            "netwatch_icmp_packets_sent", "Echo requests sent.", labels=list(DEVICE_LABELS)
-        )
-        received = CounterMetricFamily(
-            "netwatch_icmp_packets_received", "Echo replies received.", labels=list(DEVICE_LABELS)
-        )
-        for js in jobs:
-            labels = self._device_labels(js)
-            sent.add_metric(labels, js.counters.get("icmp_packets_sent", 0.0))
-            received.add_metric(labels, js.counters.get("icmp_packets_received", 0.0))
+    def _icmp_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
+        rtt = families.family("netwatch_icmp_rtt_seconds", "gauge", prefixed=True)
+        jitter = families.family("netwatch_icmp_jitter_seconds", "gauge", prefixed=True)
+        loss = families.family("netwatch_icmp_loss_ratio", "gauge", prefixed=True)
+        sent = families.family("netwatch_icmp_packets_sent", "counter", prefixed=True)
+        received = families.family("netwatch_icmp_packets_received", "counter", prefixed=True)
+        for n, js in enumerate(jobs, 1):
+            texts = self._texts(js)
+            labels = texts[()]
+            sent.add(labels, js.counters.get("icmp_packets_sent", 0.0))
+            received.add(labels, js.counters.get("icmp_packets_received", 0.0))
             result = js.last_result
-            if result is None:
-                continue
-            for stat, name in ICMP_RTT_STATS:
-                value = result.value(name)
-                if value is not None:
-                    rtt.add_metric([*labels, stat], value)
-            if (value := result.value("icmp_jitter_seconds")) is not None:
-                jitter.add_metric(labels, value)
-            if (value := result.value("icmp_loss_ratio")) is not None:
-                loss.add_metric(labels, value)
-        yield from (rtt, jitter, loss, sent, received)
+            if result is not None:
+                for stat, name in ICMP_RTT_STATS:
+                    value = result.value(name)
+                    if value is not None:
+                        rtt.add(texts[(("stat", stat),)], value)
+                if (value := result.value("icmp_jitter_seconds")) is not None:
+                    jitter.add(labels, value)
+                if (value := result.value("icmp_loss_ratio")) is not None:
+                    loss.add(labels, value)
+            if n % _JOBS_PER_STEP == 0:
+                yield None
 
-    def _snmp_families(self, jobs: list[JobState]) -> Iterator[Metric]:
-        families = _Families()
+    def _snmp_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
         contracted = self._contracted_interfaces()
-        for js in jobs:
+        for n, js in enumerate(jobs, 1):
             if js.last_result is not None:
                 self._snmp_job(js, js.last_result, families, contracted)
-        self._label_texts.end_scrape()
-        yield from families.all()
+            if n % _SNMP_JOBS_PER_STEP == 0:
+                yield None
 
     def _snmp_job(
         self,
@@ -159,8 +152,7 @@ class NetwatchCollector(Collector):
     ) -> None:
         # Most of a scrape's samples: written as text, each label set's text kept between scrapes
         # (see netwatch.exposition). The loops are flat on purpose: they run once per sample.
-        values = self._device_labels(js)
-        texts = self._label_texts.device(tuple(values), dict(zip(DEVICE_LABELS, values, strict=True)))
+        texts = self._texts(js)
         family = families.family
         families.add("netwatch_snmp_poll_duration_seconds", "gauge", texts[()], result.duration)
         for m in result.measurements:
@@ -364,9 +356,20 @@ def _collector_families() -> Iterator[Metric]:
 
 
 class _Families:
-    """Metric families built sample by sample, for series whose label sets come from profiles."""
+    """Metric families written sample by sample as text (see netwatch.exposition), in the order
+    they are first used."""
 
     DOCS: dict[str, str] = {  # noqa: RUF012
+        "netwatch_up": "1 if the last poll of this target by this collector succeeded.",
+        "netwatch_target_up": (
+            "Health verdict after the down/up rounds rule: 1 up or degraded, 0 down (absent while unknown)."
+        ),
+        "netwatch_poll_duration_seconds": "Duration of the last poll.",
+        "netwatch_icmp_rtt_seconds": "Round-trip time of the last round.",
+        "netwatch_icmp_jitter_seconds": "Mean difference of consecutive RTTs in the last round.",
+        "netwatch_icmp_loss_ratio": "Share of probes lost in the last round.",
+        "netwatch_icmp_packets_sent": "Echo requests sent.",
+        "netwatch_icmp_packets_received": "Echo replies received.",
         "netwatch_snmp_poll_duration_seconds": "Duration of the last SNMP poll of the device.",
         "netwatch_if_contracted_bps": "Contracted bandwidth of the link this interface carries, bits per second.",
         "netwatch_if_in_bps": "Bits per second received over the last poll interval.",
@@ -406,7 +409,7 @@ class _Families:
 
 
 def make_registry(state: LatestState, storage: StorageStats | None = None) -> CollectorRegistry:
-    """A fresh registry holding only netwatch's collector."""
-    registry = CollectorRegistry(auto_describe=False)
+    """A fresh registry holding only netwatch's collector (rendered on the event loop in steps)."""
+    registry = SteppedRegistry()
     registry.register(NetwatchCollector(state, storage))
     return registry

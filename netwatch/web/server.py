@@ -1,8 +1,9 @@
 """An aiohttp server in the daemon's own event loop.
 
 prometheus_client's threaded server cannot share the loop, serve other pages or grow TLS and
-basic auth; one aiohttp app does all of that. Exposition is rendered in a worker thread so a
-large scrape never stalls polling.
+basic auth; one aiohttp app does all of that. netwatch's own exposition is rendered on the loop in
+slices of 10 ms (:func:`netwatch.exposition.render_stepped`), so a large scrape never stalls polling
+nor takes the GIL from it; any other registry is rendered in a worker thread.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from prometheus_client.registry import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from netwatch import __version__
-from netwatch.exposition import render_chunks
+from netwatch.exposition import SteppedRegistry, render_chunks, render_stepped
 from netwatch.state import LatestState
 from netwatch.web.webconfig import REALM, BasicAuthGate, WebSecurity, exposure_warning
 
@@ -99,6 +100,8 @@ class WebServer:
 
     async def stop(self) -> None:
         """Close the listener and open connections."""
+        if self._rendering is not None:
+            self._rendering.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -128,7 +131,10 @@ class WebServer:
         # with shared renders).
         rendering = self._rendering
         if rendering is None:
-            rendering = asyncio.get_running_loop().run_in_executor(None, render_chunks, self.registry)
+            if isinstance(self.registry, SteppedRegistry):
+                rendering = asyncio.ensure_future(render_stepped(self.registry))
+            else:
+                rendering = asyncio.get_running_loop().run_in_executor(None, render_chunks, self.registry)
             rendering.add_done_callback(self._rendered)
             self._rendering = rendering
         return await asyncio.shield(rendering)

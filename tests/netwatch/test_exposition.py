@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from netwatch.exposition import LabelTexts, TextFamily, go_float, label_text, render
+from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Measurement, Target
+from netwatch.config.inventory import Device, HealthRules, Inventory, Job, Province, Site
+from netwatch.exporter import make_registry
+from netwatch.exposition import LabelTexts, TextFamily, go_float, label_text, render, render_stepped
+from netwatch.pipeline import Pipeline
+from netwatch.state import LatestState
 
 label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 values = st.one_of(
@@ -70,3 +78,99 @@ def test_label_texts_are_kept_between_scrapes_and_forgotten_when_unused() -> Non
 @given(value=values)
 def test_values_are_written_as_prometheus_client_writes_them(value: float) -> None:
     assert go_float(value) == floatToGoString(value)
+
+
+def _province(devices: int) -> Inventory:
+    """``devices`` SNMP devices and as many ICMP targets, one site each."""
+    sites, by_name = {}, {}
+    for i in range(devices):
+        code = f"S{i:03d}"
+        sites[code] = Site(
+            code=code, name=f"Site {i}", kind="district", district=code, parent=None, rules=HealthRules()
+        )
+        labels = {"site": code, "district": code, "device": f"d{i}"}
+        target = Target(key=f"d{i}", address=f"127.0.9.{i + 1}", labels=labels)
+        jobs = (
+            Job(target=target, kind="snmp", params=CollectorParams(interval=60)),
+            Job(target=target, kind="icmp", params=CollectorParams(interval=10)),
+        )
+        by_name[f"d{i}"] = Device(name=f"d{i}", site=code, address=target.address, role="router", jobs=jobs)
+    return Inventory(province=Province("QNM", "Quảng Nam"), sites=sites, devices=by_name)
+
+
+async def _polled(devices: int, interfaces: int) -> LatestState:
+    """Two polls of every job through the real pipeline, so totals and rates exist."""
+
+    async def snmp(target: Target, params: CollectorParams, ctx: CollectContext) -> CollectResult:
+        polls[target.key] = polls.get(target.key, 0) + 1
+        out: list[Measurement] = []
+        for i in range(1, interfaces + 1):
+            labels = (("ifindex", str(i)), ("ifname", f"ge-0/0/{i}"), ("ifalias", 'to "TK"\\'))
+            out.append(Measurement("if_in_octets", float(polls[target.key] * 10**9 * i), labels, "counter"))
+            out.append(Measurement("if_oper_up", 1.0, labels))
+        return CollectResult(True, tuple(out), details={"sample_monotonic": float(polls[target.key] * 60)})
+
+    async def icmp(target: Target, params: CollectorParams, ctx: CollectContext) -> CollectResult:
+        return CollectResult(
+            True,
+            (
+                Measurement("icmp_packets_sent", 5, kind="delta"),
+                Measurement("icmp_packets_received", 4, kind="delta"),
+                Measurement("icmp_rtt_avg_seconds", 0.0021),
+                Measurement("icmp_loss_ratio", 0.2),
+            ),
+        )
+
+    polls: dict[str, int] = {}
+    inventory = _province(devices)
+    state = LatestState(inventory=inventory)
+    specs = {
+        "snmp": CollectorSpec("snmp", CollectorParams, snmp),
+        "icmp": CollectorSpec("icmp", CollectorParams, icmp),
+    }
+    pipeline = Pipeline(specs, CollectContext(), state)
+    for _ in range(2):
+        for job in inventory.jobs:
+            await pipeline.run_once(job, datetime.now(UTC))
+    return state
+
+
+async def test_a_scrape_on_the_event_loop_writes_the_same_body_and_lets_polls_run() -> None:
+    state = await _polled(devices=200, interfaces=20)
+    registry = make_registry(state)
+    ticks = 0
+
+    async def poller() -> None:  # stands for the polls the loop runs while a scrape renders
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    ticker = asyncio.create_task(poller())
+    await asyncio.sleep(0)
+    before = ticks
+    stepped = b"".join(await render_stepped(registry, slice_seconds=0))
+    during = ticks - before
+    ticker.cancel()
+    assert stepped == render(registry), "the stepped render writes exactly the one-go body"
+    assert during >= 200 // 10, "the loop ran other tasks between the devices of one scrape"
+    samples = {
+        (
+            s.name,
+            s.labels.get("device"),
+            s.labels.get("ifname", s.labels.get("stat", s.labels.get("collector"))),
+        ): s.value
+        for family in text_string_to_metric_families(stepped.decode())
+        for s in family.samples
+    }
+    assert samples[("netwatch_if_in_octets_total", "d7", "ge-0/0/3")] == 10**9 * 3, "what netwatch saw grow"
+    assert samples[("netwatch_if_in_bps", "d7", "ge-0/0/3")] == 8 * 10**9 * 3 / 60
+    assert samples[("netwatch_icmp_rtt_seconds", "d7", "avg")] == 0.0021
+    assert samples[("netwatch_icmp_packets_sent_total", "d7", None)] == 10
+    assert samples[("netwatch_up", "d7", "icmp")] == 1.0
+    assert (
+        registry.get_sample_value(
+            "netwatch_icmp_loss_ratio", {"site": "S007", "district": "S007", "device": "d7"}
+        )
+        == 0.2
+    )

@@ -11,18 +11,18 @@ of :class:`~netwatch.storage.writer.BatchWriter` only pickles a batch and waits 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import multiprocessing
 import os
+import pickle
 import signal
-import threading
-import time
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy import Dialect, Engine, Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -36,7 +36,6 @@ __all__ = ["ProcessRowWriter", "RowWriter", "WriteOutage", "describe_error"]
 log = logging.getLogger(__name__)
 
 _CHUNK_ROWS = 1000
-_PARENT_POLL_SECONDS = 1.0
 
 
 class WriteOutage(Exception):
@@ -173,70 +172,113 @@ class RowWriter:
         """Nothing to release: the engine belongs to the caller."""
 
 
-# The child process's writer, made once by _start_child.
-_child: RowWriter | None = None
-
-
-def _start_child(url: str) -> None:
-    """Open the child's engine. The parent decides when the child stops: a Ctrl-C or a SIGTERM
-    to the whole process group must not kill it while the parent is still flushing. A parent that
-    died without stopping it (SIGKILL, OOM) leaves no orphan: the child follows within a second."""
-    global _child
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
+    """The child's loop: the URL, then (table, rows) batches, each answered with its refusals or
+    an outage's description (a driver's exceptions do not always survive pickling). It ends when
+    the parent closes the pipe, or dies: the parent alone holds the pipe's other end, so a parent
+    killed by SIGKILL or the OOM killer leaves no orphan."""
     from netwatch.storage.engine import create_engine_for
 
-    _child = RowWriter(create_engine_for(url))
-
-
-def _exit_with_parent(parent: int) -> None:
-    # The pool's pipes stay open in the child itself, so it never sees the parent go: poll instead.
-    while os.getppid() == parent:
-        time.sleep(_PARENT_POLL_SECONDS)
-    os._exit(0)
-
-
-def _child_write(table_name: str, rows: list[dict[str, Any]]) -> Refusals | str:
-    """One batch in the child: its refusals, or the outage's description (exceptions of the
-    database driver do not always survive pickling)."""
-    assert _child is not None
-    try:
-        return _child.write(table_name, rows)
-    except WriteOutage as outage:
-        return str(outage)
+    writer = RowWriter(create_engine_for(pickle.load(requests)))
+    while True:
+        try:
+            table_name, rows = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            outcome: Refusals | str = writer.write(table_name, rows)
+        except WriteOutage as outage:
+            outcome = str(outage)
+        pickle.dump(outcome, answers, protocol=pickle.HIGHEST_PROTOCOL)
+        answers.flush()
 
 
 class ProcessRowWriter:
-    """A :class:`RowWriter` in a child process (started on first use, restarted if it dies)."""
+    """A :class:`RowWriter` in a child process (started on first use, restarted if it dies).
+
+    A plain child on two pipes, not a ``multiprocessing`` pool: a pool's worker keeps both ends
+    of its queues and outlives a killed parent, and its resource tracker is one more process.
+    """
 
     def __init__(self, engine: Engine) -> None:
         if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
             raise StorageError("an in-memory SQLite database cannot be written from another process")
         self._url = engine.url.render_as_string(hide_password=False)
-        self._pool: ProcessPoolExecutor | None = None
+        self._child: subprocess.Popen[bytes] | None = None
 
     def write(self, table_name: str, rows: Sequence[Mapping[str, Any]]) -> Refusals:
         """As :meth:`RowWriter.write`; a child that died is an outage (the batch is retried)."""
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_child,
-                initargs=(self._url,),
-            )
+        child = self._child or self._start()
+        assert child.stdin is not None and child.stdout is not None
         try:
-            outcome = self._pool.submit(_child_write, table_name, [dict(row) for row in rows]).result()
-        except BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            pickle.dump(
+                (table_name, [dict(row) for row in rows]), child.stdin, protocol=pickle.HIGHEST_PROTOCOL
+            )
+            child.stdin.flush()
+            outcome = pickle.load(child.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            self._stop_child(child, timeout=1.0)
             raise WriteOutage("the database writer process died; starting a new one") from None
         if isinstance(outcome, str):
             raise WriteOutage(outcome)
+        if not isinstance(outcome, Refusals):
+            raise WriteOutage(f"the database writer process answered {type(outcome).__name__}")
         return outcome
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, None before the first batch."""
+        return self._child.pid if self._child is not None else None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # The package's own directory first: the child imports this module, wherever it was run from.
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+        child = subprocess.Popen(
+            [sys.executable, "-m", "netwatch.storage.rowwriter"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert child.stdin is not None
+        # The URL (and any password in it) goes down the pipe, never on the command line.
+        pickle.dump(self._url, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        child.stdin.flush()
+        self._child = child
+        return child
+
+    def _stop_child(self, child: subprocess.Popen[bytes], timeout: float) -> None:
+        self._child = None
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
     def close(self) -> None:
         """Stop the child once its batch is done."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        if self._child is not None:
+            self._stop_child(self._child, timeout=30.0)
+
+
+def child_main() -> None:
+    """The child process (``python -m netwatch.storage.rowwriter``)."""
+    # A Ctrl-C or a SIGTERM to the whole process group must not end the child while the parent
+    # is still flushing: the parent decides when it stops, by closing the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Answers get standard output's pipe to themselves; anything else printed goes to stderr.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    _serve(sys.stdin.buffer, answers)
+
+
+if __name__ == "__main__":
+    # Run the importable module's copy, so the answers pickle as netwatch.storage.rowwriter's types.
+    from netwatch.storage.rowwriter import child_main as _main
+
+    _main()

@@ -151,6 +151,11 @@ class BatchWriter:
         return self._spool.rows if self._spool is not None else 0
 
     @property
+    def writer_pid(self) -> int | None:
+        """The process id of the child that writes the rows (None in-process or before the first batch)."""
+        return self._rows.pid if isinstance(self._rows, ProcessRowWriter) else None
+
+    @property
     def last_error(self) -> str | None:
         """The last database error seen, without the URL's password; None before any error."""
         with self._lock:

@@ -38,6 +38,7 @@ from netwatch.errors import ConfigError, MigrationError
 from netwatch.exporter import make_registry
 from netwatch.gcpolicy import run_collections, settle_after, tune_for_daemon
 from netwatch.health import TargetHealth
+from netwatch.mallocpolicy import cap_heap_growth
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder, restore_health
 from netwatch.reports.availability import compute, load_month
@@ -191,6 +192,7 @@ class Daemon:
         self._install_signals()
         scheduler.sync(self._active_jobs(self.state.inventory))
         tune_for_daemon()
+        cap_heap_growth()
         intervals = [job.params.interval for job in self.state.inventory.jobs]
         collections = asyncio.create_task(run_collections(settle_after(intervals)))
         scheduler.start()

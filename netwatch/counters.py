@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from collectors.base import CollectResult
 from netwatch.rates import CounterTracker, Rates
@@ -41,6 +41,15 @@ class CounterBook:
     def last_rates(self) -> Mapping[SeriesKey, float | None]:
         """Each series' rate over the last interval, scaled; None when that reading gave none."""
         return _LastRates(self)
+
+    def scaled(self) -> Iterator[tuple[SeriesKey, float, float | None]]:
+        """Every series with its total and last rate, scaled, in one pass (what /metrics writes)."""
+        scales = self.scales
+        for raw_key, tracker in self.rates.items():
+            key = cast(SeriesKey, raw_key)
+            scale = scales.get(key, 1.0) if scales else 1.0
+            rate = tracker.rate
+            yield key, tracker.total * scale, None if rate is None else rate * scale
 
     def apply(self, result: CollectResult, sample_monotonic: float) -> None:
         """Feed every counter of ``result``; series the device no longer reports are forgotten

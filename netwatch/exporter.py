@@ -7,7 +7,7 @@ families. Each instance registers in its own ``CollectorRegistry`` (one per daem
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, cast
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,7 +19,6 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from collectors.base import CollectResult
 from netwatch.config.inventory import Site, link_interfaces
-from netwatch.counters import SeriesKey
 from netwatch.exposition import LabelTexts, SeriesTexts, SteppedRegistry, TextFamily, go_float
 from netwatch.gcpolicy import STATS as GC_STATS
 from netwatch.health import State
@@ -164,18 +163,13 @@ class NetwatchCollector(Collector):
                 bps = contracted.get((js.job.target.key, ifname))
                 if bps is not None:
                     families.add("netwatch_if_contracted_bps", "gauge", texts[m.labels], bps)
-        scales = js.book.scales
-        for raw_key, tracker in js.book.rates.items():
-            key = cast(SeriesKey, raw_key)
-            name, series = key
-            scale = scales.get(key, 1.0) if scales else 1.0
+        for (name, series), total, rate in js.book.scaled():
             labels = texts[series]
             counter = family(name, "counter")
-            counter.text += f"{counter.sample_name}{labels} {go_float(tracker.total * scale)}\n".encode()
-            rate = tracker.rate
+            counter.text += f"{counter.sample_name}{labels} {go_float(total)}\n".encode()
             if rate is not None and name in RATE_METRICS:
                 gauge = family(RATE_METRICS[name], "gauge", prefixed=True)
-                gauge.text += f"{gauge.sample_name}{labels} {go_float(rate * scale * 8)}\n".encode()
+                gauge.text += f"{gauge.sample_name}{labels} {go_float(rate * 8)}\n".encode()
 
     def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
         return {

@@ -339,8 +339,8 @@ def main() -> int:
             while time.monotonic() < end and proc.poll() is None:
                 if args.profile and profiler is None and time.monotonic() - started >= args.warmup:
                     seconds = str(max(10, int(end - time.monotonic()) - 10))
-                    # Blocking samples: --nonblocking drops the samples it reads mid-change, which
-                    # over-counts long C calls (it showed the collector at 15 % of the loop; it was 0.1 %).
+                    # Blocking samples: py-spy pauses the daemon for each, so no stack is read
+                    # while it changes.
                     profiler = subprocess.Popen(
                         [str(HERE.parent / ".venv" / "bin" / "py-spy"), "record", "--format",
                          "raw", "-r", "50", "-d", seconds, "-p", str(proc.pid), "-o", args.profile],

@@ -2,9 +2,10 @@
 
 :class:`RowWriter` is the work: bind the rows with SQLAlchemy's own processors, hand them to the
 driver's ``executemany``, and after a refused batch keep the good rows one by one. It holds the
-GIL while it binds, and in the province soak (``benchmarks/soak.py``) a writer thread doing that
-for ~2,900 rows/s kept the polling loop waiting for the GIL at every socket call: SNMP walks hit
-their deadline 12,683 times in 6 minutes, against 1,430 with the writes taken out of the process.
+GIL while it binds, and in the province soak (``benchmarks/soak.py``, no scrapes) a writer thread
+doing that for ~2,900 rows/s kept the polling loop waiting for the GIL at its socket calls: SNMP
+walks hit their deadline 14,415 times in 10 minutes; with the writes taken out of the process,
+1,430 times in 6.
 :class:`ProcessRowWriter` runs the same :class:`RowWriter` in a child process, so the writer thread
 of :class:`~netwatch.storage.writer.BatchWriter` only pickles a batch and waits on a pipe.
 """

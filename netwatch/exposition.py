@@ -196,8 +196,7 @@ async def render_stepped(
 
     A render in a worker thread took the GIL from the polling loop at each of its socket calls
     (CPython hands the GIL to a waiting thread and takes it back only after a 5 ms switch
-    interval): in the province soak a 4 s render became a 12 s scrape during which a quarter of
-    the polls started late. In steps on the loop itself a scrape costs the same CPU and delays a
+    interval): in the province soak a scrape took 12 s, and 23 % of the polls started late. In steps on the loop itself a scrape costs the same CPU and delays a
     poll by at most one slice.
     """
     loop = asyncio.get_running_loop()

@@ -19,6 +19,8 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -254,9 +256,7 @@ class ProcessRowWriter:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
+        if not _exited(child, timeout):
             child.kill()
             child.wait()
 
@@ -264,6 +264,19 @@ class ProcessRowWriter:
         """Stop the child once its batch is done."""
         if self._child is not None:
             self._stop_child(self._child, timeout=30.0)
+
+
+def _exited(child: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``child`` to exit. Not ``Popen.wait(timeout)``: it sleeps with
+    ``clock_nanosleep``, which fails with EINVAL under a shifted clock (libfaketime, as the
+    clock-step tests run the daemon), and a shutdown must not fail on the clock."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while child.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(0.02)
+    return True
 
 
 def child_main() -> None:

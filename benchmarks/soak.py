@@ -455,6 +455,7 @@ def main() -> int:
         print(
             f"  /metrics scrapes:    {len(scrape_times)} every {args.scrape_every:g} s, "
             f"median {sorted(scrape_times)[len(scrape_times) // 2]:.1f} s, longest {max(scrape_times):.1f} s"
+            f", {scraper.failed} failed"
         )
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"  machine load:        {' '.join(load)} (1/5/15 min, {os.cpu_count()} CPUs)")

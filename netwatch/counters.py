@@ -43,13 +43,17 @@ class CounterBook:
         return _LastRates(self)
 
     def scaled(self) -> Iterator[tuple[SeriesKey, float, float | None]]:
-        """Every series with its total and last rate, scaled, in one pass (what /metrics writes)."""
-        scales = self.scales
+        """Every series with its total and last rate, scaled, in one pass (what /metrics and the
+        interface samples write)."""
         for raw_key, tracker in self.rates.items():
             key = cast(SeriesKey, raw_key)
-            scale = scales.get(key, 1.0) if scales else 1.0
+            scale = self.scale(key)
             rate = tracker.rate
             yield key, tracker.total * scale, None if rate is None else rate * scale
+
+    def scale(self, key: SeriesKey) -> float:
+        """The factor from the device's units of ``key`` to the exported ones (1 for most)."""
+        return self.scales.get(key, 1.0) if self.scales else 1.0
 
     def apply(self, result: CollectResult, sample_monotonic: float) -> None:
         """Feed every counter of ``result``; series the device no longer reports are forgotten
@@ -125,13 +129,10 @@ class _View(Mapping[SeriesKey, Any]):
 
 class _Totals(_View):
     def _value(self, key: SeriesKey, tracker: CounterTracker) -> float:
-        scales = self._book.scales
-        return tracker.total * scales.get(key, 1) if scales else tracker.total
+        return tracker.total * self._book.scale(key)
 
 
 class _LastRates(_View):
     def _value(self, key: SeriesKey, tracker: CounterTracker) -> float | None:
-        rate, scales = tracker.rate, self._book.scales
-        if rate is None or not scales:
-            return rate
-        return rate * scales.get(key, 1)
+        rate = tracker.rate
+        return None if rate is None else rate * self._book.scale(key)

@@ -49,7 +49,7 @@ from netwatch.sitehealth import SiteState
 from netwatch.sites import SiteTracker
 from netwatch.state import LatestState, MonthFigures
 from netwatch.storage import migrate, repository
-from netwatch.storage.engine import create_engine_for
+from netwatch.storage.engine import create_engine_for, in_memory
 from netwatch.storage.locks import exclusive, run_once_per_period
 from netwatch.storage.spool import DEFAULT_SPOOL_MAX_BYTES, spool_for
 from netwatch.storage.writer import BatchWriter
@@ -146,16 +146,11 @@ class Daemon:
         spool = spool_for(
             opts.db_url, opts.spool_dir, opts.spool_max_bytes, opts.shard, os.environ.get("STATE_DIRECTORY")
         )
-        in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (
-            None,
-            "",
-            ":memory:",
-        )
         writer = self._writer = BatchWriter(
             engine,
             max_queue=opts.queue_max_rows,
             spool=spool,
-            in_process=in_memory or not opts.write_in_child,
+            in_process=in_memory(engine.url) or not opts.write_in_child,
         )
         writer.start()
         await self._open_collectors()

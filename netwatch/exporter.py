@@ -15,11 +15,11 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from collectors.base import CollectResult
 from netwatch.config.inventory import Site, link_interfaces
-from netwatch.exposition import LabelTexts, SeriesTexts, SteppedRegistry, TextFamily, go_float
+from netwatch.exposition import LabelTexts, SeriesTexts, SteppedRegistry, TextFamily
 from netwatch.gcpolicy import STATS as GC_STATS
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
@@ -97,9 +97,9 @@ class NetwatchCollector(Collector):
         return self._label_texts.device(tuple(values), dict(zip(DEVICE_LABELS, values, strict=True)))
 
     def _poll_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
-        up = families.family("netwatch_up", "gauge", prefixed=True)
-        target_up = families.family("netwatch_target_up", "gauge", prefixed=True)
-        duration = families.family("netwatch_poll_duration_seconds", "gauge", prefixed=True)
+        up = families.family("netwatch_up", "gauge")
+        target_up = families.family("netwatch_target_up", "gauge")
+        duration = families.family("netwatch_poll_duration_seconds", "gauge")
         for n, js in enumerate(jobs, 1):
             labels = self._texts(js)[(("collector", js.job.kind),)]
             if js.last_result is not None:
@@ -111,11 +111,11 @@ class NetwatchCollector(Collector):
                 yield None
 
     def _icmp_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
-        rtt = families.family("netwatch_icmp_rtt_seconds", "gauge", prefixed=True)
-        jitter = families.family("netwatch_icmp_jitter_seconds", "gauge", prefixed=True)
-        loss = families.family("netwatch_icmp_loss_ratio", "gauge", prefixed=True)
-        sent = families.family("netwatch_icmp_packets_sent", "counter", prefixed=True)
-        received = families.family("netwatch_icmp_packets_received", "counter", prefixed=True)
+        rtt = families.family("netwatch_icmp_rtt_seconds", "gauge")
+        jitter = families.family("netwatch_icmp_jitter_seconds", "gauge")
+        loss = families.family("netwatch_icmp_loss_ratio", "gauge")
+        sent = families.family("netwatch_icmp_packets_sent", "counter")
+        received = families.family("netwatch_icmp_packets_received", "counter")
         for n, js in enumerate(jobs, 1):
             texts = self._texts(js)
             labels = texts[()]
@@ -150,26 +150,23 @@ class NetwatchCollector(Collector):
         contracted: dict[tuple[str, str], float],
     ) -> None:
         # Most of a scrape's samples: written as text, each label set's text kept between scrapes
-        # (see netwatch.exposition). The loops are flat on purpose: they run once per sample.
+        # (see netwatch.exposition).
         texts = self._texts(js)
-        family = families.family
-        families.add("netwatch_snmp_poll_duration_seconds", "gauge", texts[()], result.duration)
+        measured = families.measured
+        families.family("netwatch_snmp_poll_duration_seconds", "gauge").add(texts[()], result.duration)
         for m in result.measurements:
             if m.kind == "gauge" or m.kind == "info":
-                gauge = family(m.name, "gauge")
-                gauge.text += f"{gauge.sample_name}{texts[m.labels]} {go_float(m.value)}\n".encode()
+                measured(m.name, "gauge").add(texts[m.labels], m.value)
             if m.name == "if_speed_bps":
                 ifname = next((v for k, v in m.labels if k == "ifname"), "")
                 bps = contracted.get((js.job.target.key, ifname))
                 if bps is not None:
-                    families.add("netwatch_if_contracted_bps", "gauge", texts[m.labels], bps)
+                    families.family("netwatch_if_contracted_bps", "gauge").add(texts[m.labels], bps)
         for (name, series), total, rate in js.book.scaled():
             labels = texts[series]
-            counter = family(name, "counter")
-            counter.text += f"{counter.sample_name}{labels} {go_float(total)}\n".encode()
+            measured(name, "counter").add(labels, total)
             if rate is not None and name in RATE_METRICS:
-                gauge = family(RATE_METRICS[name], "gauge", prefixed=True)
-                gauge.text += f"{gauge.sample_name}{labels} {go_float(rate * 8)}\n".encode()
+                families.family(RATE_METRICS[name], "gauge").add(labels, rate * 8)
 
     def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
         return {
@@ -374,35 +371,32 @@ class _Families:
         self._families: dict[str, TextFamily] = {}
         self._measured: dict[str, TextFamily] = {}
 
-    def family(self, name: str, kind: str, *, prefixed: bool = False) -> TextFamily:
-        """The family of measurement ``name`` (``netwatch_`` added unless ``prefixed``), made on
-        first use; a counter family's samples get ``_total``."""
-        family = (self._families if prefixed else self._measured).get(name)
+    def family(self, name: str, kind: str) -> TextFamily:
+        """The family ``name``, made on first use; a counter family's samples get ``_total``."""
+        family = self._families.get(name)
         if family is None:
-            full = name if prefixed else f"netwatch_{name}"
-            family = self._families.get(full)
-            if family is None:
-                doc = self.DOCS.get(full) or (
-                    f"netwatch's wrap- and reboot-corrected total of {full} (never the raw device counter)."
-                    if kind == "counter"
-                    else f"SNMP profile metric {full}."
-                )
-                family = self._families[full] = TextFamily(full, doc, kind)
-            if not prefixed:
-                self._measured[name] = family
+            doc = self.DOCS.get(name) or (
+                f"netwatch's wrap- and reboot-corrected total of {name} (never the raw device counter)."
+                if kind == "counter"
+                else f"SNMP profile metric {name}."
+            )
+            family = self._families[name] = TextFamily(name, doc, kind)
         return family
 
-    def add(self, name: str, kind: str, labels: str, value: float) -> None:
-        """Add one sample to family ``name`` (full name); ``labels`` is the label set's text
-        (:class:`netwatch.exposition.SeriesTexts`)."""
-        self.family(name, kind, prefixed=True).add(labels, value)
+    def measured(self, measurement: str, kind: str) -> TextFamily:
+        """The family of a profile's measurement: ``netwatch_`` and its name (kept per name, so
+        the full name is not written again for every sample)."""
+        family = self._measured.get(measurement)
+        if family is None:
+            family = self._measured[measurement] = self.family(f"netwatch_{measurement}", kind)
+        return family
 
     def all(self) -> list[TextFamily]:
         """Every family built."""
         return list(self._families.values())
 
 
-def make_registry(state: LatestState, storage: StorageStats | None = None) -> CollectorRegistry:
+def make_registry(state: LatestState, storage: StorageStats | None = None) -> SteppedRegistry:
     """A fresh registry holding only netwatch's collector (rendered on the event loop in steps)."""
     registry = SteppedRegistry()
     registry.register(NetwatchCollector(state, storage))

@@ -8,8 +8,9 @@ formatting (1.1 M series in the province soak: about 20 s of a GIL-holding threa
 :class:`TextFamily` keeps each label set's text from one scrape to the next and writes its samples
 as bytes into one buffer per family (no string object per line: at 1.1 M lines those were most of
 a scrape's peak memory); the HELP and TYPE lines, and every other family, are still
-prometheus_client's. :func:`render_chunks` hands the families over one buffer at a time, so the
-web server sends them without joining the whole body into one more copy.
+prometheus_client's. :func:`render_stepped` builds them on the event loop between polls and hands
+them over one buffer at a time, so the web server sends them without joining the whole body into
+one more copy.
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ async def render_stepped(
 
     A render in a worker thread took the GIL from the polling loop at each of its socket calls
     (CPython hands the GIL to a waiting thread and takes it back only after a 5 ms switch
-    interval): in the province soak a scrape took 12 s, and 23 % of the polls started late. In steps on the loop itself a scrape costs the same CPU and delays a
-    poll by at most one slice.
+    interval): in the province soak a scrape took 12 s, and 23 % of the polls started late. In
+    steps on the loop itself a scrape costs the same CPU and delays a poll by at most one slice.
     """
     loop = asyncio.get_running_loop()
     parts = _Parts()

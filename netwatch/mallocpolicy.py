@@ -13,7 +13,6 @@ grew 40 → 156 MB, about what was in use.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -25,11 +24,9 @@ MMAP_THRESHOLD_BYTES = 256 * 1024
 
 def cap_heap_growth() -> bool:
     """Serve large blocks from their own mappings from now on; False where that is not glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        # The process's own symbols: libc's, without find_library's ldconfig subprocess at start.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

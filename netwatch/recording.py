@@ -129,9 +129,7 @@ class PollRecorder:
     ) -> None:
         """Counter totals and rates: interface ones into ``interfaces``, the rest as device metrics."""
         device = record.job.target.key
-        last_rates = record.counters.last_rates
-        for key, total in record.counters.totals.items():
-            name, series = key
+        for (name, series), total, rate in record.counters.scaled():
             ifindex = parsed[series] if series in parsed else _ifindex_of(series, parsed)
             if ifindex is not None and ifindex not in names:
                 continue  # kept from an earlier poll (this one ended early): not a sample of this round
@@ -141,7 +139,6 @@ class PollRecorder:
                 values[column] = total
                 rate_column = INTERFACE_RATES.get(name)
                 if rate_column is not None:
-                    rate = last_rates.get(key)
                     values[rate_column] = None if rate is None else rate * 8
             else:
                 self._metric(device, f"{name}_total", series, record.scheduled_at, total)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError
 
 from netwatch.errors import StorageError
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "create_engine_for", "normalize_url", "safe_url"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "create_engine_for", "in_memory", "normalize_url", "safe_url"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,15 @@ def normalize_url(url: str | URL) -> URL:
     elif backend != "postgresql":
         raise StorageError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://…")
     return parsed
+
+
+def in_memory(url: str | URL) -> bool:
+    """True for an in-memory SQLite database: it lives in one process and is gone with it."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        not database or database == ":memory:" or "mode=memory" in database
+    )
 
 
 def safe_url(url: str | URL) -> str:

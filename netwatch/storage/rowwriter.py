@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from netwatch.errors import StorageError
 from netwatch.storage.dml import statement_for
+from netwatch.storage.engine import create_engine_for, in_memory
 from netwatch.storage.models import Base, UTCDateTime
 
 __all__ = ["ProcessRowWriter", "RowWriter", "WriteOutage", "describe_error"]
@@ -180,8 +181,6 @@ def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
     an outage's description (a driver's exceptions do not always survive pickling). It ends when
     the parent closes the pipe, or dies: the parent alone holds the pipe's other end, so a parent
     killed by SIGKILL or the OOM killer leaves no orphan."""
-    from netwatch.storage.engine import create_engine_for
-
     writer = RowWriter(create_engine_for(pickle.load(requests)))
     while True:
         try:
@@ -204,7 +203,7 @@ class ProcessRowWriter:
     """
 
     def __init__(self, engine: Engine) -> None:
-        if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        if in_memory(engine.url):
             raise StorageError("an in-memory SQLite database cannot be written from another process")
         self._url = engine.url.render_as_string(hide_password=False)
         self._child: subprocess.Popen[bytes] | None = None
@@ -236,7 +235,9 @@ class ProcessRowWriter:
     def _start(self) -> subprocess.Popen[bytes]:
         # The package's own directory first: the child imports this module, wherever it was run from.
         root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+        # (an empty entry would put the working directory on the child's path)
+        paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         child = subprocess.Popen(
             [sys.executable, "-m", "netwatch.storage.rowwriter"],
             stdin=subprocess.PIPE,

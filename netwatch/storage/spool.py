@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from netwatch.errors import StorageError
+from netwatch.storage.engine import in_memory
 
 __all__ = [
     "DEFAULT_SPOOL_MAX_BYTES",
@@ -94,12 +95,10 @@ def default_spool_dir(db_url: str, shard: str = "0/1", state_directory: str | No
     directory), else beside a SQLite file (``netwatch.db-spool``); None (no spool) for an
     in-memory database, or for PostgreSQL outside systemd, where no place is obviously ours."""
     suffix = "" if shard == "0/1" else "-" + shard.replace("/", "-of-")
+    if in_memory(db_url):
+        return None
     url = make_url(db_url)
     database = url.database or ""
-    if url.get_backend_name() == "sqlite" and (
-        not database or database == ":memory:" or "mode=memory" in database
-    ):
-        return None
     if state_directory:
         return Path(state_directory.split(":")[0]) / f"spool{suffix}"
     if url.get_backend_name() == "sqlite" and not database.startswith("file:"):

@@ -45,10 +45,6 @@ log = logging.getLogger(__name__)
 _DROP_LOG_INTERVAL = 10.0
 
 
-class _Outage(Exception):
-    """The database is unreachable, locked or full: the batch is kept and retried."""
-
-
 @dataclass
 class _Batch:
     """Rows being written; ``done`` tables are committed (kept across retries)."""
@@ -286,7 +282,7 @@ class BatchWriter:
         while True:
             try:
                 self._drain()
-            except _Outage as outage:
+            except WriteOutage as outage:  # the batch is kept and retried
                 self._note_outage(str(outage), len(self._current.rows) if self._current else 0)
                 if self._stopping.is_set():
                     self._give_up()
@@ -347,7 +343,7 @@ class BatchWriter:
         for name, rows in groups.items():
             try:
                 refused = self._store(self._tables[name], rows)
-            except _Outage:
+            except WriteOutage:
                 raise
             except Exception:
                 log.exception("storage writer failed on %d rows for %s; they are dropped", len(rows), name)
@@ -455,13 +451,10 @@ class BatchWriter:
         """Write ``rows`` to ``table`` in one transaction; returns rows refused.
 
         Raises:
-            _Outage: the database is unreachable, locked or full; nothing was written.
+            WriteOutage: the database is unreachable, locked or full; nothing was written.
         """
         todo = rows if write_mode(table) == "append" else last_per_key(table, rows)
-        try:
-            refusals = self._rows.write(table.name, todo)
-        except WriteOutage as exc:
-            raise _Outage(str(exc)) from None
+        refusals = self._rows.write(table.name, todo)
         if refusals.last_error is not None:
             with self._lock:
                 self._last_error = refusals.last_error

@@ -25,20 +25,12 @@ from collectors.icmp import IcmpParams
 from netwatch.demo import demo_inventory
 from netwatch.demo.faults import REASON, Fault, FaultSchedule, faulted_registry
 from netwatch.demo.inventory import DISTRICTS, FAULTED_COMMUNE, FAULTED_DISTRICT, demo_faults
-from tests.support.processes import free_port, http_get, netwatch_process, samples, scrape, stop
+from tests.support.processes import alive, free_port, http_get, netwatch_process, samples, scrape, stop
 
 Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="ICMP on loopback needs root (CI runs as root)")
 FAULT_PERIOD = 48
 """The commune is down from +12 s to +30 s of the demo: three failed 5 s rounds fit, then it recovers."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _wait(port: int, what: str, done: Callable[[Metrics], bool], seconds: float) -> Metrics:
@@ -131,7 +123,7 @@ def test_demo_runs_the_province_with_snmp_agents_and_a_simulated_fault(tmp_path:
         assert f"http://127.0.0.1:{port}{url}" in out
     assert "SIMULATED" in out and FAULTED_COMMUNE in out and FAULTED_DISTRICT in out
     snmpsim = re.search(r"snmpsim pid (\d+)", out)
-    assert snmpsim is not None and not _alive(int(snmpsim.group(1))), "snmpsim stopped with the demo"
+    assert snmpsim is not None and not alive(int(snmpsim.group(1))), "snmpsim stopped with the demo"
     workdir = re.search(r"database:\s+(\S+)", out)
     assert workdir is not None and not Path(workdir.group(1)).parent.exists(), "temporary directory removed"
 
@@ -165,7 +157,7 @@ def test_demo_with_prometheus_scraping_it(tmp_path: Path) -> None:
     assert result[0]["metric"]["instance"] == f"127.0.0.1:{port}"
     assert status == 200 and json.loads(rules)["data"]["groups"], "the shipped alert rules are loaded"
     assert code == 0, err
-    assert not _alive(pid), "prometheus stopped with the demo"
+    assert not alive(pid), "prometheus stopped with the demo"
 
 
 def test_fault_schedule_is_deterministic_and_covers_the_district_subtree() -> None:

@@ -24,6 +24,7 @@ from netwatch.storage.migrate import upgrade
 from netwatch.storage.models import Poll
 from netwatch.storage.writer import BatchWriter
 from tests.netwatch.storage.rows import T0, count, poll_row
+from tests.support.processes import alive
 
 
 @pytest.fixture(params=["thread", "child"])
@@ -213,7 +214,7 @@ def test_a_killed_writer_process_is_an_outage_and_loses_no_row(migrated: Engine)
         writer.stop()
     assert count(migrated, "polls") == 100
     assert (writer.written_total, writer.dropped_total) == (100, 0)
-    assert second is not None and not _alive(second), "stop ends the child"
+    assert second is not None and not alive(second), "stop ends the child"
 
 
 def test_the_child_writer_refuses_an_in_memory_database() -> None:
@@ -230,7 +231,6 @@ def test_a_writer_process_never_outlives_a_killed_daemon(tmp_path: Path) -> None
 import sys, time
 sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
 from netwatch.storage.engine import create_engine_for
-from netwatch.storage.migrate import upgrade
 from netwatch.storage.writer import BatchWriter
 from tests.netwatch.storage.rows import poll_row
 if __name__ == "__main__":
@@ -244,22 +244,14 @@ if __name__ == "__main__":
     daemon = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert daemon.stdout is not None
-        children = [int(pid) for pid in daemon.stdout.readline().split()]
-        assert children, "the rows were written by a child process"
+        child = int(daemon.stdout.readline())
+        assert child != daemon.pid, "the rows were written by a child process"
     finally:
         daemon.kill()
         daemon.wait(10)
         if daemon.stdout is not None:
             daemon.stdout.close()
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+    while time.monotonic() < deadline and alive(child):
         time.sleep(0.2)
-    assert not any(_alive(pid) for pid in children), "an orphaned writer process kept running"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    assert not alive(child), "an orphaned writer process kept running"

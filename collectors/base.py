@@ -102,13 +102,21 @@ class CollectContext:
 
 
 CollectFn = Callable[[Target, P, CollectContext], Awaitable[CollectResult]]
+DoneFn = Callable[[CollectResult], None]
+StartFn = Callable[[Target, P, CollectContext, DoneFn], None]
 
 
 @dataclass(frozen=True, slots=True)
 class CollectorSpec(Generic[P]):
-    """One collector kind: its name, its params model and its collect function."""
+    """One collector kind: its name, its params model and its collect function.
+
+    ``start`` is the same poll without a coroutine, for kinds polled a thousand times a second:
+    it returns at once and calls ``done`` exactly once, before the interval is over (the kind keeps
+    its own deadline). A task, a coroutine chain and a timeout per poll cost more than an ICMP round.
+    """
 
     kind: str
     params_model: type[P]
     collect: CollectFn[P]
     description: str = ""
+    start: StartFn[P] | None = None

@@ -19,6 +19,7 @@ import errno
 import functools
 import heapq
 import itertools
+import logging
 import math
 import os
 import socket
@@ -35,6 +36,7 @@ from collectors.base import (
     CollectorParams,
     CollectorSpec,
     CollectResult,
+    DoneFn,
     Measurement,
     Target,
 )
@@ -48,9 +50,12 @@ __all__ = [
     "RoundResult",
     "collect",
     "round_measurements",
+    "round_result",
+    "start",
 ]
 
 SocketFactory = Callable[[int, bool], IcmpSocket]
+RoundCallback = Callable[["RoundResult"], None]
 
 _HEADER = struct.Struct("!BBHHH")
 _ID_SEQ = struct.Struct("!HH")
@@ -73,6 +78,8 @@ _SKEW_TOLERANCE_NS = 1_000_000_000
 # asyncio fires a timer up to its clock resolution early; entries that close are due
 _TIMER_TOLERANCE = 1e-6
 _EXPIRE = -1
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +141,15 @@ class _Probe:
 
 
 class _Round:
-    """The bookkeeping of one round in flight."""
+    """The bookkeeping of one round in flight; ``on_done`` gets its result once, when it ends."""
 
     __slots__ = (
         "address",
-        "done",
         "error",
+        "fam",
+        "finished",
         "live",
+        "on_done",
         "packed",
         "payload",
         "rtts",
@@ -153,18 +162,21 @@ class _Round:
 
     def __init__(
         self,
+        fam: _Family,
         address: str,
         packed: bytes,
         payload: bytes,
         probes: int,
         timeout: float,
-        done: asyncio.Future[None],
+        on_done: RoundCallback | None,
     ) -> None:
+        self.fam = fam
         self.address = address
         self.packed = packed
         self.payload = payload
         self.timeout = timeout
-        self.done = done
+        self.on_done = on_done
+        self.finished = False
         self.rtts: list[float | None] = [None] * probes
         self.live: dict[int, _Probe] = {}
         self.sent = 0
@@ -173,15 +185,13 @@ class _Round:
         self.stepped = 0
         self.error: tuple[str, str] | None = None
 
-    def settle(self, now: float) -> list[_Probe]:
-        """Finish the round if nothing is left to wait for; return probes whose window has passed."""
+    def expire(self, now: float) -> list[_Probe]:
+        """Once every probe is sent, drop and return the probes whose reply window has passed."""
         expired: list[_Probe] = []
         if self.unsent == 0 and self.live:
             expired = [p for p in self.live.values() if p.sent_mono + self.timeout <= now]
             for probe in expired:
                 del self.live[probe.key]
-        if self.unsent == 0 and not self.live and not self.done.done():
-            self.done.set_result(None)
         return expired
 
     def fail_probe(self, reason: str, message: str) -> None:
@@ -254,6 +264,14 @@ class _Family:
             self.skew_candidate = off
 
 
+def _deliver(on_done: RoundCallback, result: RoundResult) -> None:
+    # the callback runs inside the engine's reader and timeline: its bug must not stop other rounds
+    try:
+        on_done(result)
+    except Exception:
+        log.exception("a round's callback failed for %s", result.address)
+
+
 def _key(privileged: bool, ident: int, seq: int) -> int:
     # datagram sockets: the kernel owns the identifier and only hands us our own replies
     return (ident << 16) | seq if privileged else seq
@@ -280,6 +298,7 @@ class IcmpEngine:
         self._read_ns = 0  # wall-clock time of the last socket read, for the skew estimate
         self._families: dict[int, _Family] = {}
         self._rounds: set[_Round] = set()
+        self._resolving: set[asyncio.Task[None]] = set()
         self._ident = int.from_bytes(os.urandom(2), "big")
         self._token = os.urandom(8)
         self._payloads: dict[int, tuple[bytes, int]] = {}
@@ -323,9 +342,10 @@ class IcmpEngine:
         if self._wakeup is not None:
             self._wakeup.cancel()
         self._timeline.clear()
+        for task in list(self._resolving):
+            task.cancel()
         for rnd in list(self._rounds):
-            if not rnd.done.done():
-                rnd.done.set_result(None)
+            self._finish(rnd)
         for fam in self._families.values():
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(fam.sock.fileno())
@@ -355,35 +375,109 @@ class IcmpEngine:
         self, address: str, *, probes: int, probe_spacing: float, timeout: float, payload_size: int = 56
     ) -> RoundResult:
         """Send ``probes`` echo requests to ``address`` and wait for their replies; failure is a value."""
+        done: asyncio.Future[RoundResult] = asyncio.get_running_loop().create_future()
+
+        def deliver(result: RoundResult) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        rnd = self.start_round(
+            address,
+            probes=probes,
+            probe_spacing=probe_spacing,
+            timeout=timeout,
+            payload_size=payload_size,
+            on_done=deliver,
+        )
+        try:
+            return await done
+        finally:
+            if rnd is not None and not rnd.finished:  # cancelled: its probes no longer count
+                rnd.on_done = None
+                self._finish(rnd)
+
+    def start_round(
+        self,
+        address: str,
+        *,
+        probes: int,
+        probe_spacing: float,
+        timeout: float,
+        on_done: RoundCallback,
+        payload_size: int = 56,
+    ) -> _Round | None:
+        """Start a round and return at once; ``on_done`` gets its result exactly once, from the loop.
+
+        The daemon's way in: no task, coroutine or timer per round, only the engine's timeline.
+        At 1,000 rounds a second, the coroutine chain of :meth:`round` and the objects it keeps
+        alive for the round's 4 s cost more loop time than the probes themselves. The round (a
+        handle for :meth:`round` to cancel) is None when it is resolved by name in a task.
+        """
         if self._closed:
             raise RuntimeError("the ICMP engine is closed")
         if probes < 1 or probe_spacing < 0 or timeout <= 0 or not 0 <= payload_size <= 65_000:
             raise ValueError("a round needs probes ≥ 1, probe_spacing ≥ 0, timeout > 0, 0 ≤ payload_size")
-        resolved = await self._resolve(address, timeout)
+        numeric = _numeric_address(address)
+        if numeric is None:
+            task = asyncio.get_running_loop().create_task(
+                self._resolve_and_start(address, probes, probe_spacing, timeout, payload_size, on_done)
+            )
+            self._resolving.add(task)
+            task.add_done_callback(self._resolving.discard)
+            return None
+        return self._begin(numeric, probes, probe_spacing, timeout, payload_size, on_done)
+
+    async def _resolve_and_start(
+        self,
+        address: str,
+        probes: int,
+        probe_spacing: float,
+        timeout: float,
+        payload_size: int,
+        on_done: RoundCallback,
+    ) -> None:
+        try:
+            resolved = await self._resolve(address, timeout)
+        except asyncio.CancelledError:
+            _deliver(on_done, RoundResult(address, 0, 0, reason="error", error="the ICMP engine closed"))
+            raise
         if isinstance(resolved, RoundResult):
-            return resolved
+            _deliver(on_done, resolved)
+        elif self._closed:
+            _deliver(on_done, RoundResult(address, 0, 0, reason="error", error="the ICMP engine closed"))
+        else:
+            self._begin(resolved, probes, probe_spacing, timeout, payload_size, on_done)
+
+    def _begin(
+        self,
+        resolved: tuple[int, str, bytes],
+        probes: int,
+        probe_spacing: float,
+        timeout: float,
+        payload_size: int,
+        on_done: RoundCallback,
+    ) -> _Round | None:
         family, text, packed = resolved
         try:
             fam = self._family(family)
         except OSError as exc:
             name = "IPv6" if family == socket.AF_INET6 else "IPv4"
-            return RoundResult(text, 0, 0, reason="unreachable", error=f"{name} ICMP is not available: {exc}")
-        loop = asyncio.get_running_loop()
+            error = f"{name} ICMP is not available: {exc}"
+            _deliver(on_done, RoundResult(text, 0, 0, reason="unreachable", error=error))
+            return None
+        loop = self._loop
+        assert loop is not None
         payload, _ = self._payload(payload_size)
-        rnd = _Round(text, packed, payload, probes, timeout, loop.create_future())
+        rnd = _Round(fam, text, packed, payload, probes, timeout, on_done)
         self._rounds.add(rnd)
         start = loop.time()
-        try:
-            for index in range(probes):
-                if index == 0 or probe_spacing == 0:
-                    self._send(fam, rnd, index)
-                else:
-                    self._at(start + index * probe_spacing, fam, rnd, index)
-            self._at(start + (probes - 1) * probe_spacing + timeout, fam, rnd, _EXPIRE)
-            await rnd.done
-        finally:
-            self._retire(fam, rnd)
-        return rnd.result()
+        self._at(start + (probes - 1) * probe_spacing + timeout, fam, rnd, _EXPIRE)
+        for index in range(probes):
+            if index == 0 or probe_spacing == 0:
+                self._send(fam, rnd, index)
+            else:
+                self._at(start + index * probe_spacing, fam, rnd, index)
+        return rnd
 
     def _at(self, when: float, fam: _Family, rnd: _Round, index: int) -> None:
         """Schedule probe ``index`` of ``rnd`` (or its expiry) on the engine's one timeline.
@@ -408,7 +502,7 @@ class IcmpEngine:
         try:
             while timeline and timeline[0][0] <= now:
                 _, _, fam, rnd, index = heapq.heappop(timeline)
-                if rnd.done.done():
+                if rnd.finished:
                     continue
                 if index == _EXPIRE:
                     # Read what already arrived before calling a probe lost: a busy loop can reach
@@ -416,9 +510,9 @@ class IcmpEngine:
                     if id(fam) not in drained:
                         drained.add(id(fam))
                         self._on_readable(fam)
-                        if rnd.done.done():
+                        if rnd.finished:
                             continue
-                    rnd.done.set_result(None)
+                    self._finish(rnd)
                 else:
                     self._send(fam, rnd, index)
         finally:
@@ -445,13 +539,18 @@ class IcmpEngine:
         family, text = ordered[0][0], str(ordered[0][4][0])
         return family, text, socket.inet_pton(family, text.partition("%")[0])
 
-    def _retire(self, fam: _Family, rnd: _Round) -> None:
-        if not rnd.done.done():
-            rnd.done.cancel()
+    def _finish(self, rnd: _Round) -> None:
+        """End ``rnd``: forget its probes still in flight and hand its result over."""
+        if rnd.finished:
+            return
+        rnd.finished = True
+        pending = rnd.fam.pending
         for key in rnd.live:
-            fam.pending.pop(key, None)
+            pending.pop(key, None)
         rnd.live.clear()
         self._rounds.discard(rnd)
+        if rnd.on_done is not None:
+            _deliver(rnd.on_done, rnd.result())
 
     def _allocate(self, fam: _Family) -> int | None:
         for _ in range(0x10000):
@@ -464,7 +563,7 @@ class IcmpEngine:
         return None
 
     def _send(self, fam: _Family, rnd: _Round, index: int) -> None:
-        if rnd.done.done():
+        if rnd.finished:
             return
         rnd.unsent -= 1
         rnd.sent += 1
@@ -502,9 +601,12 @@ class IcmpEngine:
         self._settle(fam, rnd)
 
     def _settle(self, fam: _Family, rnd: _Round) -> None:
+        """Drop probes whose window has passed; finish the round when nothing is left to wait for."""
         assert self._loop is not None
-        for probe in rnd.settle(self._loop.time()):
+        for probe in rnd.expire(self._loop.time()):
             fam.pending.pop(probe.key, None)
+        if rnd.unsent == 0 and not rnd.live:
+            self._finish(rnd)
 
     def _on_readable(self, fam: _Family) -> None:
         datagrams = fam.sock.receive()
@@ -634,18 +736,8 @@ def round_measurements(result: RoundResult) -> tuple[Measurement, ...]:
     return counts + tuple(Measurement(name, value) for name, value in values if value is not None)
 
 
-async def collect(target: Target, params: IcmpParams, ctx: CollectContext) -> CollectResult:
-    """One round of ``params.probes`` echo requests to ``target`` through the shared engine."""
-    engine = ctx.get("icmp")
-    if not isinstance(engine, IcmpEngine):
-        return CollectResult.failed("permission", f"no ICMP engine is open. {FIX_HINT}")
-    result = await engine.round(
-        target.address,
-        probes=params.probes,
-        probe_spacing=params.probe_spacing,
-        timeout=params.timeout,
-        payload_size=params.payload_size,
-    )
+def round_result(result: RoundResult) -> CollectResult:
+    """What a poll reports of one round: success with a reply, a reason without, nothing on a step."""
     details = {"round": result}
     if result.stepped:
         # Neither a loss nor an RTT: the health rule skips it (no verdict), reports don't count it.
@@ -664,6 +756,49 @@ async def collect(target: Target, params: IcmpParams, ctx: CollectContext) -> Co
     )
 
 
+def _no_engine() -> CollectResult:
+    return CollectResult.failed("permission", f"no ICMP engine is open. {FIX_HINT}")
+
+
+async def collect(target: Target, params: IcmpParams, ctx: CollectContext) -> CollectResult:
+    """One round of ``params.probes`` echo requests to ``target`` through the shared engine."""
+    engine = ctx.get("icmp")
+    if not isinstance(engine, IcmpEngine):
+        return _no_engine()
+    result = await engine.round(
+        target.address,
+        probes=params.probes,
+        probe_spacing=params.probe_spacing,
+        timeout=params.timeout,
+        payload_size=params.payload_size,
+    )
+    return round_result(result)
+
+
+def start(target: Target, params: IcmpParams, ctx: CollectContext, done: DoneFn) -> None:
+    """The same round as :func:`collect`, started without a coroutine; ``done`` gets its result.
+
+    The round ends within ``(probes - 1) × probe_spacing + timeout``, which the params hold under
+    the interval: the poll's deadline is kept by the engine's own expiry.
+    """
+    engine = ctx.get("icmp")
+    if not isinstance(engine, IcmpEngine):
+        done(_no_engine())
+        return
+    engine.start_round(
+        target.address,
+        probes=params.probes,
+        probe_spacing=params.probe_spacing,
+        timeout=params.timeout,
+        payload_size=params.payload_size,
+        on_done=lambda result: done(round_result(result)),
+    )
+
+
 SPEC: CollectorSpec[IcmpParams] = CollectorSpec(
-    kind="icmp", params_model=IcmpParams, collect=collect, description="ICMP echo rounds: loss, RTT, jitter."
+    kind="icmp",
+    params_model=IcmpParams,
+    collect=collect,
+    description="ICMP echo rounds: loss, RTT, jitter.",
+    start=start,
 )

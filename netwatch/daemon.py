@@ -120,7 +120,6 @@ class Daemon:
         self.state = LatestState(inventory=inventory)
         self.ctx = CollectContext()
         self._stop = asyncio.Event()
-        self._in_flight: set[asyncio.Task[Any]] = set()
         self._engine: Engine | None = None
         self._writer: BatchWriter | None = None
         self._scheduler: PollScheduler | None = None
@@ -169,9 +168,11 @@ class Daemon:
         if self._dispatcher is not None:
             self._dispatcher.resume(self.state.sites)
         pipeline = Pipeline(self.registry, self.ctx, self.state, [recorder, tracker])
-        self._pipeline = pipeline
         scheduler = self._scheduler = PollScheduler(
-            self._run_job, on_misfire=self._count_misfire, on_clock_step=self._count_clock_step
+            pipeline.run_once,
+            on_misfire=self._count_misfire,
+            on_clock_step=self._count_clock_step,
+            start=pipeline.start,
         )
         host, port = parse_listen(self.options.listen)
         self._web = WebServer(
@@ -304,16 +305,6 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
 
     # -- running --------------------------------------------------------------------------
-
-    async def _run_job(self, job: Job, scheduled_at: datetime) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            await self._pipeline.run_once(job, scheduled_at)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
 
     def submit(self, events: Any) -> object:
         """Hand site events to the notification dispatcher, when one is configured."""
@@ -510,12 +501,13 @@ class Daemon:
     # -- shutdown -------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
-        log.info("stopping: letting %d polls in flight finish, then flushing storage", len(self._in_flight))
         if self._scheduler is not None:
+            log.info(
+                "stopping: letting %d polls in flight finish, then flushing storage",
+                self._scheduler.runs_in_flight,
+            )
             self._scheduler.pause()
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
-        if self._scheduler is not None:
+            await self._scheduler.drain(SHUTDOWN_GRACE_SECONDS)
             self._scheduler.shutdown()
         if self._web is not None:
             await self._web.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -86,6 +86,42 @@ class Pipeline:
         started_at = datetime.now(UTC)
         started = time.monotonic()
         result = await self._collect(job)
+        return self._finish(job, result, scheduled_at, started_at, started)
+
+    def start(self, job: Job, scheduled_at: datetime, finished: Callable[[], None]) -> bool:
+        """Start polling ``job`` without a task when its kind can (``CollectorSpec.start``); call
+        ``finished`` once the poll is recorded. False (nothing started) for the other kinds."""
+        spec = self._specs.get(job.kind)
+        if spec is None or spec.start is None:
+            return False
+        started_at = datetime.now(UTC)
+        started = time.monotonic()
+        called = False
+
+        def done(result: CollectResult) -> None:
+            nonlocal called
+            if called:
+                log.error("collector %s reported %s twice: the second result is ignored", job.kind, job.key)
+                return
+            called = True
+            try:
+                self._finish(job, result, scheduled_at, started_at, started)
+            except Exception:
+                log.exception("recording the poll of %s failed", job.key)
+            finally:
+                finished()
+
+        try:
+            spec.start(job.target, job.params, self._ctx, done)
+        except Exception as exc:
+            log.exception("collector %s failed on %s (%s)", job.kind, job.target.key, job.target.address)
+            if not called:
+                done(CollectResult.failed("internal", f"{type(exc).__name__} in collector {job.kind}"))
+        return True
+
+    def _finish(
+        self, job: Job, result: CollectResult, scheduled_at: datetime, started_at: datetime, started: float
+    ) -> PollRecord:
         finished = time.monotonic()
         result = replace(result, duration=finished - started)
         record = self._record(job, result, scheduled_at, started_at, finished)

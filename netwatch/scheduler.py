@@ -20,6 +20,7 @@ samples and ledger times stay in order and never collide with rows already writt
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import math
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
 
 RunFn = Callable[[Job, datetime], Awaitable[object]]
+StartFn = Callable[[Job, datetime, Callable[[], None]], bool]
+"""Start a run without a task and call the given function when it is over; False if it cannot."""
 
 CLOCK_CHECK_SECONDS = 1.0
 """How often the watchdog compares the wall clock with the monotonic clock."""
@@ -91,8 +94,11 @@ class PollScheduler:
         run: RunFn,
         on_misfire: Callable[[str], None] | None = None,
         on_clock_step: Callable[[float], None] | None = None,
+        start: StartFn | None = None,
     ) -> None:
         self._run = run
+        self._start = start
+        self._started: set[str] = set()  # keys of runs in flight through ``start``
         self._on_misfire = on_misfire
         self._on_clock_step = on_clock_step
         self._entries: dict[str, _Entry] = {}
@@ -103,6 +109,23 @@ class PollScheduler:
         self._timer_at = math.inf
         self._running = False
         self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def runs_in_flight(self) -> int:
+        """Runs started and not finished, as tasks or through ``start``."""
+        tasks = sum(1 for e in self._entries.values() if e.task is not None and not e.task.done())
+        return tasks + len(self._started)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for every run in flight to finish (after :meth:`pause`)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        while self.runs_in_flight and loop.time() < until:
+            tasks = {e.task for e in self._entries.values() if e.task is not None and not e.task.done()}
+            if tasks:
+                await asyncio.wait(tasks, timeout=min(0.05, max(0.0, until - loop.time())))
+            else:
+                await asyncio.sleep(0.05)
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -235,7 +258,7 @@ class PollScheduler:
             return
         entry.step += 1
         self._push(entry)
-        if entry.task is not None and not entry.task.done():
+        if job.key in self._started or (entry.task is not None and not entry.task.done()):
             self._missed(job.key)  # the previous run is still going: one run at a time
             return
         # The wall clock decides the slot only when it disagrees by more than a step (it stepped).
@@ -244,8 +267,25 @@ class PollScheduler:
         if entry.last_at is not None and at <= entry.last_at:
             at = entry.last_at + timedelta(seconds=interval)
         entry.last_at = at
+        if self._start is not None and self._begin(job, at):
+            return
         assert self._loop is not None
         entry.task = self._loop.create_task(self._fire(job, at))
+
+    def _begin(self, job: Job, at: datetime) -> bool:
+        """Start ``job`` through ``start``, if it takes it: no task, coroutine or timer per run."""
+        assert self._start is not None
+        key = job.key
+        self._started.add(key)
+        try:
+            taken = self._start(job, at, functools.partial(self._started.discard, key))
+        except Exception:  # one job's bug must not stop its schedule
+            log.exception("run of %s failed", key)
+            self._started.discard(key)
+            return True
+        if not taken:
+            self._started.discard(key)
+        return taken
 
     async def _fire(self, job: Job, at: datetime) -> None:
         try:

@@ -336,3 +336,59 @@ async def test_closing_the_engine_ends_rounds_in_flight() -> None:
     await engine.close()
     result = await asyncio.wait_for(task, timeout=1)
     assert (result.sent, result.received, result.reason) == (2, 0, "timeout")
+
+
+async def test_started_rounds_report_once_each_without_a_task_per_round(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
+) -> None:
+    engine, made = fakes
+    made[socket.AF_INET].script = answer_after([0.002, 0.002])
+    results: dict[str, list[RoundResult]] = {}
+    tasks_before = len(asyncio.all_tasks())
+    for i in range(40):
+        address = f"203.0.113.{i + 1}"
+        engine.start_round(
+            address,
+            probes=1,
+            probe_spacing=0,
+            timeout=0.2,
+            on_done=lambda r: results.setdefault(r.address, []).append(r),
+        )
+    assert len(asyncio.all_tasks()) == tasks_before, "a started round must not need a task"
+    await asyncio.sleep(0.5)
+    assert sorted(results) == sorted(f"203.0.113.{i + 1}" for i in range(40))
+    assert all(len(r) == 1 for r in results.values()), "each round reports exactly once"
+    answered = [r[0] for r in results.values() if r[0].received]
+    assert len(answered) == 2 and all(r.rtts == pytest.approx((0.002,), abs=1e-9) for r in answered)
+    lost = [r[0] for r in results.values() if not r[0].received]
+    assert len(lost) == 38 and {r.reason for r in lost} == {"timeout"}
+
+
+async def test_a_callback_that_raises_does_not_stop_other_rounds(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]], caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, made = fakes
+    made[socket.AF_INET].script = answer_after([0.001, 0.001])
+    got: list[RoundResult] = []
+
+    def broken(result: RoundResult) -> None:
+        raise RuntimeError("sink bug")
+
+    engine.start_round("203.0.113.1", probes=1, probe_spacing=0, timeout=0.2, on_done=broken)
+    engine.start_round("203.0.113.2", probes=1, probe_spacing=0, timeout=0.2, on_done=got.append)
+    await asyncio.sleep(0.1)
+    assert [(r.address, r.received) for r in got] == [("203.0.113.2", 1)]
+    assert "callback failed for 203.0.113.1" in caplog.text
+    follow = await engine.round("203.0.113.3", probes=1, probe_spacing=0, timeout=0.2)
+    assert follow.received == 0 and follow.reason == "timeout", "the engine keeps working"
+
+
+async def test_closing_the_engine_reports_started_rounds() -> None:
+    engine = await IcmpEngine.open(privileged=True, socket_factory=FakeSocket)
+    got: list[RoundResult] = []
+    engine.start_round("203.0.113.10", probes=2, probe_spacing=0.01, timeout=30, on_done=got.append)
+    await asyncio.sleep(0.05)
+    await engine.close()
+    assert [(r.sent, r.received, r.reason) for r in got] == [(2, 0, "timeout")]
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.start_round("203.0.113.11", probes=1, probe_spacing=0, timeout=1, on_done=got.append)

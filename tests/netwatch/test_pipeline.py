@@ -142,3 +142,63 @@ async def test_the_latest_state_keeps_gauges_and_lets_spent_counter_readings_go(
     assert [m.name for m in kept.measurements] == ["if_oper_status"]
     assert "counter_bits" not in kept.details
     assert kept.details["info"] == {"sysname": "r1"}  # what /metrics reads for netwatch_device_info
+
+
+def make_started(start: Any) -> tuple[Pipeline, LatestState, Job, list[PollRecord]]:
+    """A pipeline whose fake kind polls through ``CollectorSpec.start`` (no coroutine)."""
+    pipeline, state, job, records = make(None)
+    spec = CollectorSpec(
+        kind="fake", params_model=FakeParams, collect=pipeline._specs["fake"].collect, start=start
+    )
+    return Pipeline({"fake": spec}, CollectContext(), state, pipeline._sinks), state, job, records
+
+
+async def test_a_started_poll_is_recorded_when_the_collector_calls_back() -> None:
+    loop = asyncio.get_running_loop()
+
+    def start(target: Target, params: FakeParams, ctx: CollectContext, done: Any) -> None:
+        result = CollectResult(
+            success=True, measurements=(Measurement("icmp_packets_sent", 5, kind="delta"),)
+        )
+        loop.call_later(0.05, done, result)
+
+    pipeline, state, job, records = make_started(start)
+    finished: list[int] = []
+    assert pipeline.start(job, datetime.now(UTC), lambda: finished.append(len(records)))
+    assert not records and not finished, "nothing is recorded before the collector calls back"
+    await asyncio.sleep(0.2)
+    assert finished == [1], "finished once, after the sinks had the poll"
+    assert records[0].result.success and 0.04 <= records[0].result.duration < 0.2
+    assert state.polls_total == 1 and state.jobs[job.key].counters["icmp_packets_sent"] == 5
+
+
+async def test_a_started_collector_that_raises_or_calls_back_twice_is_one_failed_poll(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def start(target: Target, params: FakeParams, ctx: CollectContext, done: Any) -> None:
+        done(CollectResult.failed("timeout", "no reply"))
+        done(CollectResult(success=True))
+        raise ValueError("garbage from agent")
+
+    pipeline, state, job, records = make_started(start)
+    finished: list[bool] = []
+    assert pipeline.start(job, datetime.now(UTC), lambda: finished.append(True))
+    assert [r.result.reason for r in records] == ["timeout"] and finished == [True]
+    assert "reported r1/fake twice" in caplog.text
+
+    def broken(target: Target, params: FakeParams, ctx: CollectContext, done: Any) -> None:
+        raise ValueError("garbage from agent")
+
+    pipeline, state, job, records = make_started(broken)
+    assert pipeline.start(job, datetime.now(UTC), lambda: finished.append(True))
+    assert [r.result.reason for r in records] == ["internal"] and len(finished) == 2
+    assert state.poll_errors[("fake", "internal")] == 1
+
+
+async def test_kinds_without_start_are_not_started() -> None:
+    async def ok() -> CollectResult:
+        return CollectResult(success=True)
+
+    pipeline, _, job, records = make(ok)
+    assert not pipeline.start(job, datetime.now(UTC), lambda: None)
+    assert not records

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from collectors.base import Target
 from collectors.icmp import IcmpParams
@@ -61,3 +62,40 @@ async def test_jobs_fire_on_their_grid_and_sync_keeps_untouched_jobs() -> None:
         assert all(abs(s - round(s)) < 1e-3 for s in steps), (key, steps)
         assert len(set(times)) == len(times)  # never the same slot twice
         assert all(t.tzinfo is UTC for t in times)
+
+
+async def test_started_runs_need_no_task_and_one_still_going_skips_its_slot() -> None:
+    """Jobs ``start`` takes run without a task; the slot that comes while one is in flight is missed."""
+    loop = asyncio.get_running_loop()
+    started: dict[str, list[datetime]] = {}
+    misfires: list[str] = []
+    ran_as_task: list[str] = []
+
+    def start(j: Job, at: datetime, finished: Any) -> bool:
+        if j.key.startswith("task"):
+            return False
+        started.setdefault(j.key, []).append(at)
+        # "slow" runs take 1.5 intervals: every other slot finds it still going
+        loop.call_later(0.45 if j.key.startswith("slow") else 0.01, finished)
+        return True
+
+    async def run(j: Job, at: datetime) -> None:
+        ran_as_task.append(j.key)
+
+    scheduler = PollScheduler(run, on_misfire=misfires.append, start=start)
+    scheduler.sync([job("fast", 0.3), job("slow", 0.3), job("task", 0.3)])
+    tasks_before = len(asyncio.all_tasks())
+    scheduler.start()
+    try:
+        await asyncio.sleep(2.0)
+        # the watchdog is the one task of its own; no task per started run
+        assert len(asyncio.all_tasks()) <= tasks_before + 2
+        scheduler.pause()
+        await scheduler.drain(1.0)
+        assert scheduler.runs_in_flight == 0
+    finally:
+        scheduler.shutdown()
+    assert len(started["fast/icmp"]) >= 5 and "fast/icmp" not in misfires
+    assert 2 <= len(started["slow/icmp"]) <= len(started["fast/icmp"]) - 2
+    assert misfires.count("slow/icmp") >= 2, "a run still in flight makes its next slot a misfire"
+    assert ran_as_task.count("task/icmp") >= 5, "a job start declines runs as a task"

@@ -446,7 +446,8 @@ def main() -> int:
         f"{name} {gc_runs.get(labels, 0):.0f} × {gc_seconds[labels] / max(gc_runs.get(labels, 1), 1) * 1e3:.0f} ms"
         for name, labels in (("young", 'generation="0"}'), ("middle", 'generation="1"}'), ("full", 'generation="2"}'))
         if labels in gc_seconds
-    ) + f"; {sum(gc_seconds.values()):.1f} s in all")  # fmt: skip
+    ) + f"; {sum(gc_seconds.values()):.1f} s in all; cycles freed "
+      f"{sum(v for _, v in metrics.get('netwatch_gc_collected_objects_total', [])):,.0f}")  # fmt: skip
     errors = sorted(metrics.get("netwatch_poll_errors_total", []), key=lambda s: -s[1])[:5]
     print("  poll errors:         " + (", ".join(f"{lab} {v:.0f}" for lab, v in errors) or "none"))
     print(f"RESULT soak cpu_core_share={cpu_share:.3f} rss_end_mb={rss_end:.0f} "

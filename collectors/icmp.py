@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import heapq
-import itertools
 import logging
 import math
 import os
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Self
@@ -220,6 +219,49 @@ class _Round:
         )
 
 
+_Due = tuple[float, "_Family", _Round, int]
+"""(when, family, round, probe index or _EXPIRE): one event of the engine's timeline."""
+
+
+class _Timeline:
+    """The engine's due events, one first-in-first-out lane per delay from a round's start.
+
+    Every round schedules its events at its start plus the same few delays (probe i at
+    i × spacing, the expiry after the last), and rounds start in time order: each lane is sorted
+    as it is filled, so pushing and popping cost O(1). One heap of the 25,000 events in flight at
+    10,000 targets spent 4 % of the event loop in ``heappop`` (the soak's profile).
+    """
+
+    __slots__ = ("lanes",)
+
+    def __init__(self) -> None:
+        self.lanes: dict[float, deque[_Due]] = {}
+
+    def push(self, delay: float, due: _Due) -> None:
+        """Queue ``due``, whose time is its round's start + ``delay``."""
+        lane = self.lanes.get(delay)
+        if lane is None:
+            lane = self.lanes[delay] = deque()
+        lane.append(due)
+
+    def pop(self, now: float) -> _Due | None:
+        """The earliest event due at ``now`` or before, removed; None when nothing is due."""
+        best: deque[_Due] | None = None
+        best_at = now
+        for lane in self.lanes.values():
+            if lane and lane[0][0] <= best_at:
+                best, best_at = lane, lane[0][0]
+        return None if best is None else best.popleft()
+
+    def first(self) -> float:
+        """When the earliest event is due (infinity when none is queued)."""
+        return min((lane[0][0] for lane in self.lanes.values() if lane), default=math.inf)
+
+    def clear(self) -> None:
+        """Drop every event."""
+        self.lanes.clear()
+
+
 class _Family:
     """One address family's shared socket and the probes in flight on it."""
 
@@ -303,8 +345,7 @@ class IcmpEngine:
         self._token = os.urandom(8)
         self._payloads: dict[int, tuple[bytes, int]] = {}
         self._closed = False
-        self._timeline: list[tuple[float, int, _Family, _Round, int]] = []
-        self._tick = itertools.count()
+        self._timeline = _Timeline()
         self._wakeup: asyncio.TimerHandle | None = None
         self._wakeup_at = math.inf
 
@@ -471,21 +512,20 @@ class IcmpEngine:
         rnd = _Round(fam, text, packed, payload, probes, timeout, on_done)
         self._rounds.add(rnd)
         start = loop.time()
-        self._at(start + (probes - 1) * probe_spacing + timeout, fam, rnd, _EXPIRE)
+        self._at(start, (probes - 1) * probe_spacing + timeout, fam, rnd, _EXPIRE)
         for index in range(probes):
             if index == 0 or probe_spacing == 0:
                 self._send(fam, rnd, index)
             else:
-                self._at(start + index * probe_spacing, fam, rnd, index)
+                self._at(start, index * probe_spacing, fam, rnd, index)
         return rnd
 
-    def _at(self, when: float, fam: _Family, rnd: _Round, index: int) -> None:
-        """Schedule probe ``index`` of ``rnd`` (or its expiry) on the engine's one timeline.
-
-        One heap of tuples and one loop timer for every round in flight: a loop timer per probe
-        costs more CPU than sending the probe.
-        """
-        heapq.heappush(self._timeline, (when, next(self._tick), fam, rnd, index))
+    def _at(self, start: float, delay: float, fam: _Family, rnd: _Round, index: int) -> None:
+        """Schedule probe ``index`` of ``rnd`` (or its expiry) ``delay`` seconds after ``start``
+        on the engine's one timeline, woken by one loop timer: a loop timer per probe costs more
+        CPU than sending the probe."""
+        when = start + delay
+        self._timeline.push(delay, (when, fam, rnd, index))
         if when < self._wakeup_at:
             if self._wakeup is not None:
                 self._wakeup.cancel()
@@ -500,8 +540,8 @@ class IcmpEngine:
         now = self._loop.time() + _TIMER_TOLERANCE
         drained: set[int] = set()
         try:
-            while timeline and timeline[0][0] <= now:
-                _, _, fam, rnd, index = heapq.heappop(timeline)
+            while (due := timeline.pop(now)) is not None:
+                _, fam, rnd, index = due
                 if rnd.finished:
                     continue
                 if index == _EXPIRE:
@@ -517,9 +557,10 @@ class IcmpEngine:
                     self._send(fam, rnd, index)
         finally:
             # a bug in one send must not stop every other round's clock
-            if timeline and not self._closed:
-                self._wakeup_at = timeline[0][0]
-                self._wakeup = self._loop.call_at(self._wakeup_at, self._run_timeline)
+            first = timeline.first()
+            if first < math.inf and not self._closed:
+                self._wakeup_at = first
+                self._wakeup = self._loop.call_at(first, self._run_timeline)
 
     async def _resolve(self, address: str, timeout: float) -> tuple[int, str, bytes] | RoundResult:
         numeric = _numeric_address(address)

@@ -340,10 +340,16 @@ def _collector_families() -> Iterator[Metric]:
         "Seconds the polling loop spent in garbage collections (a pause for every poll).",
         labels=["generation"],
     )
+    collected = CounterMetricFamily(
+        "netwatch_gc_collected_objects",
+        "Unreachable objects (reference cycles) the garbage collections found and freed.",
+        labels=["generation"],
+    )
     for generation in range(3):
         runs.add_metric([str(generation)], GC_STATS.collections[generation])
         seconds.add_metric([str(generation)], GC_STATS.seconds[generation])
-    yield from (runs, seconds)
+        collected.add_metric([str(generation)], GC_STATS.collected[generation])
+    yield from (runs, seconds, collected)
 
 
 class _Families:

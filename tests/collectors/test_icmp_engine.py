@@ -392,3 +392,26 @@ async def test_closing_the_engine_reports_started_rounds() -> None:
     assert [(r.sent, r.received, r.reason) for r in got] == [(2, 0, "timeout")]
     with pytest.raises(RuntimeError, match="closed"):
         engine.start_round("203.0.113.11", probes=1, probe_spacing=0, timeout=1, on_done=got.append)
+
+
+def test_the_timeline_hands_out_events_in_time_order_across_its_lanes() -> None:
+    """Rounds starting in time order fill each delay's lane in order; pops merge the lanes."""
+    from collectors.icmp import _EXPIRE, _Timeline
+
+    timeline = _Timeline()
+    delays = (1.0, 2.0, 3.0, 4.0, 4.5)  # probes 1-4 at 1 s spacing, expiry after 0.5 s
+    starts = [i * 0.37 for i in range(40)]
+    expected = sorted(start + delay for start in starts for delay in delays)
+    for number, start in enumerate(starts):
+        for delay in delays:
+            index = _EXPIRE if delay == 4.5 else int(delay)
+            timeline.push(delay, (start + delay, None, number, index))  # type: ignore[arg-type]
+    assert timeline.first() == expected[0]
+    assert timeline.pop(expected[0] - 0.001) is None, "nothing is handed out before it is due"
+    popped = []
+    while (due := timeline.pop(expected[len(popped)])) is not None:
+        popped.append(due[0])
+        if len(popped) == len(expected):
+            break
+    assert popped == expected
+    assert timeline.first() == float("inf")

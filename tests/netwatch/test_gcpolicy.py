@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from netwatch.gcpolicy import (
-    MIDDLE_EVERY,
+    FULL_EVERY,
     SETTLE_BOUNDS,
     STATS,
     run_collections,
@@ -64,7 +64,8 @@ async def test_the_schedule_collects_cycles_freezes_the_steady_state_and_hands_b
     steady = [Node() for _ in range(5_000)]  # like the trackers the first polls make
     frozen_at_start = gc.get_freeze_count()
     counted = list(STATS.collections)
-    task = asyncio.create_task(run_collections(0.05, young_seconds=0.01))
+    collected = sum(STATS.collected)
+    task = asyncio.create_task(run_collections(0.05, pass_seconds=0.01))
     try:
         # The steady-state freeze comes once the settle time has passed.
         for _ in range(200):
@@ -74,14 +75,15 @@ async def test_the_schedule_collects_cycles_freezes_the_steady_state_and_hands_b
         assert gc.get_freeze_count() >= frozen_at_start + len(steady)
         # A cycle made while polling is freed by the schedule's young collections.
         gone = cycle()
-        for _ in range(MIDDLE_EVERY * 20):
+        for _ in range(FULL_EVERY * 4):
             await asyncio.sleep(0.01)
             if gone() is None:
                 break
         assert gone() is None, "a cycle made after the freeze was never collected"
         assert not gc.isenabled()
-        assert STATS.collections[0] > counted[0] and STATS.collections[2] > counted[2], "passes are counted"
-        assert STATS.seconds[0] > 0
+        assert STATS.collections[1] > counted[1] and STATS.collections[2] > counted[2], "passes are counted"
+        assert STATS.seconds[1] > 0
+        assert sum(STATS.collected) > collected, "the freed cycle is counted"
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

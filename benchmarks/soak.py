@@ -262,6 +262,17 @@ def total(metrics: dict[str, list[tuple[str, float]]], name: str) -> float:
     return sum(v for _, v in metrics.get(name, []))
 
 
+def print_loop_stalls(metrics: dict[str, list[tuple[str, float]]]) -> None:
+    """How often the event loop woke up late: the stalls every poll waited behind."""
+    wakeups = total(metrics, "netwatch_event_loop_lag_seconds_count")
+    if not wakeups:
+        return
+    within = dict(metrics.get("netwatch_event_loop_lag_seconds_bucket", []))
+    late = {le: wakeups - within.get(f'le="{le}"}}', wakeups) for le in ("0.5", "1.0")}
+    print(f"  loop wake-ups:       {wakeups:,.0f}, later than 0.5 s: {late['0.5']:,.0f}, later than 1 s: "
+          f"{late['1.0']:,.0f}; {total(metrics, 'netwatch_event_loop_lag_seconds_sum'):.1f} s late in all")  # fmt: skip
+
+
 def lag_quantile(metrics: dict[str, list[tuple[str, float]]], q: float) -> float:
     """A quantile of poll lag from the cumulative histogram buckets (upper bound of its bucket)."""
     buckets = sorted(
@@ -448,6 +459,7 @@ def main() -> int:
         if labels in gc_seconds
     ) + f"; {sum(gc_seconds.values()):.1f} s in all; cycles freed "
       f"{sum(v for _, v in metrics.get('netwatch_gc_collected_objects_total', [])):,.0f}")  # fmt: skip
+    print_loop_stalls(metrics)
     errors = sorted(metrics.get("netwatch_poll_errors_total", []), key=lambda s: -s[1])[:5]
     print("  poll errors:         " + (", ".join(f"{lab} {v:.0f}" for lab, v in errors) or "none"))
     print(f"RESULT soak cpu_core_share={cpu_share:.3f} rss_end_mb={rss_end:.0f} "

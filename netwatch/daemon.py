@@ -38,6 +38,7 @@ from netwatch.errors import ConfigError, MigrationError
 from netwatch.exporter import make_registry
 from netwatch.gcpolicy import run_collections, settle_after, tune_for_daemon
 from netwatch.health import TargetHealth
+from netwatch.loopwatch import watch_loop
 from netwatch.mallocpolicy import cap_heap_growth
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder, restore_health
@@ -191,6 +192,7 @@ class Daemon:
         cap_heap_growth()
         intervals = [job.params.interval for job in self.state.inventory.jobs]
         collections = asyncio.create_task(run_collections(settle_after(intervals)))
+        loop_watch = asyncio.create_task(watch_loop(self.state.loop_lag))
         scheduler.start()
         heartbeat = asyncio.create_task(self._heartbeat())
         ticker = asyncio.create_task(self._tick())
@@ -214,6 +216,7 @@ class Daemon:
             parents.cancel()
             month_figures.cancel()
             collections.cancel()
+            loop_watch.cancel()
             await self._shutdown()
         return 0
 

@@ -271,6 +271,12 @@ class NetwatchCollector(Collector):
         )
         lag.add_metric([], state.lag.cumulative(), sum_value=state.lag.total)
         yield lag
+        loop_lag = HistogramMetricFamily(
+            "netwatch_event_loop_lag_seconds",
+            "How late the polling loop woke up from a 0.1 s sleep: how long polls waited behind it.",
+        )
+        loop_lag.add_metric([], state.loop_lag.cumulative(), sum_value=state.loop_lag.total)
+        yield loop_lag
         yield from _collector_families()
         yield CounterMetricFamily("netwatch_polls", "Polls run.", value=state.polls_total)
         yield CounterMetricFamily(

@@ -12,9 +12,8 @@ longest followed by a 23-second stall as every timer that had fallen due fired a
 So the daemon runs the collector on the event loop's clock instead:
 
 - at start, everything built so far (modules, inventory, profiles) is frozen: never scanned again;
-- automatic collection is off; once a minute a pass collects the young and middle generations
-  together (what was allocated since the last pass and is still alive), and every 10 minutes a
-  full one;
+- automatic collection is off; a young collection runs every 5 s (only what was allocated since
+  and is still alive), a full one every hour, and none in between;
 - once every job has run twice (the steady state: counter trackers, static caches, label memos all
   exist) the heap is collected and frozen once more, so a full collection scans only what changed
   since, a few hundred thousand objects, not millions.
@@ -22,14 +21,24 @@ So the daemon runs the collector on the event loop's clock instead:
 A frozen object is still freed by reference counting; only a reference cycle alive at a freeze and
 dead later is never collected, a bounded one-off (two freezes per run), never a growing leak.
 
-Why a minute: a pass costs about 2 µs per object it finds alive, and what it frees is next to
-nothing. Reference cycles are rare here: a 7-minute province soak freed 453 objects in all
-(``netwatch_gc_collected_objects_total``). The objects a pass finds are the polls in flight and the
-latest results, which live 5 to 60 s: the rarer the pass, the more of them are already freed by
-reference counting. Soaks of the same load, 7 minutes each: a young pass every 1 s put 16.5 % of
-the loop in the collector; every 5 s, 41.3 s of pauses (young 69 × 422 ms, middle 6 × 1.5 s);
-every 30 s with a middle one each minute, 21.0 s (young 6 × 1.2 s, middle 6 × 1.7 s). Each pass
-is timed into :data:`STATS` (``netwatch_gc_seconds_total`` on /metrics).
+Why no middle collections: reference cycles are rare here. A 7-minute province soak freed 400 to
+450 objects in all (``netwatch_gc_collected_objects_total``), whatever the schedule, so a pass is
+almost pure cost: about 2 µs per object it finds alive. What decides is how long each pass holds
+the loop, because an ICMP poll is late past a tenth of its 10 s interval. Soaks of the same load,
+7 minutes each (``benchmarks/soak.py``):
+
+- young every 5 s, middle every minute, full every 10 minutes: 41.3 s of pauses, middle ones
+  1.5 s; 98.2 % of polls on time;
+- young every 30 s, middle every minute: 21.0 s, passes of 1.2 and 1.7 s; 97.5 % on time;
+- one pass every minute: 13.9 s, passes of 2.0 s; 97.6 % on time;
+- young every 5 s, no middle: 35.9 s, passes of 0.46 s; **99.5 % on time**; 6 wake-ups of the
+  loop more than 1 s late in the whole run (``netwatch_event_loop_lag_seconds``), the start-up
+  freeze and warm-up included.
+
+Why 5 s and not 1 s: an ICMP round's objects live about 4 s: collected every second, nearly all
+of them were found alive and scanned (16.5 % of the loop in the collector). The hourly full pass
+takes about 3 s: the price of freeing cycles that outlived a young pass within the hour. Each
+pass is timed into :data:`STATS` (``netwatch_gc_seconds_total`` on /metrics).
 """
 
 from __future__ import annotations
@@ -39,11 +48,11 @@ import gc
 import time
 from dataclasses import dataclass, field
 
-PASS_SECONDS = 60.0
-"""Seconds between two passes over the young and middle generations."""
-FULL_EVERY = 10
-"""Passes per full collection (every 10 minutes): reference cycles that lived long enough to be
-promoted, such as an exception and its traceback kept by a slow poll, are freed within minutes."""
+PASS_SECONDS = 5.0
+"""Seconds between young collections: each scans what was allocated since and is still alive."""
+FULL_EVERY = 720
+"""Young collections per full one (every hour): reference cycles that outlived a young pass, such as
+an exception and its traceback kept by a slow poll, are freed within the hour."""
 
 
 @dataclass
@@ -101,6 +110,6 @@ async def run_collections(settle_seconds: float, *, pass_seconds: float = PASS_S
                 settle_at = None
                 continue
             count += 1
-            STATS.collect(2 if count % FULL_EVERY == 0 else 1)
+            STATS.collect(2 if count % FULL_EVERY == 0 else 0)
     finally:
         gc.enable()

@@ -24,7 +24,7 @@ from netwatch.state import LatestState
 log = logging.getLogger(__name__)
 
 
-_SPENT_DETAILS = frozenset({"counter_bits", "counter_scale", "discontinuity", "round", "decode_messages"})
+_SPENT_DETAILS = frozenset({"counter_bits", "counter_scale", "discontinuity", "decode_messages"})
 """Details the sinks and the counter book have used by the time a poll is recorded."""
 
 

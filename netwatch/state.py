@@ -77,6 +77,8 @@ class LatestState:
     jobs: dict[str, JobState] = field(default_factory=dict)
     poll_errors: Counter[tuple[str, str]] = field(default_factory=Counter)
     lag: LagHistogram = field(default_factory=LagHistogram)
+    loop_lag: LagHistogram = field(default_factory=LagHistogram)
+    """How late the event loop woke up (netwatch.loopwatch)."""
     polls_total: int = 0
     polls_late_total: int = 0
     misfires_total: int = 0

@@ -119,7 +119,6 @@ def _lost_round(target: Target, params: Any, fault: Fault) -> CollectResult:
         measurements=round_measurements(lost),
         error=lost.error,
         reason=REASON,
-        details={"round": lost},
     )
 
 

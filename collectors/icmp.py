@@ -416,20 +416,17 @@ class IcmpEngine:
         self, address: str, *, probes: int, probe_spacing: float, timeout: float, payload_size: int = 56
     ) -> RoundResult:
         """Send ``probes`` echo requests to ``address`` and wait for their replies; failure is a value."""
+        self._check(probes, probe_spacing, timeout, payload_size)
+        resolved = await self._resolve(address, timeout)
+        if isinstance(resolved, RoundResult):
+            return resolved
         done: asyncio.Future[RoundResult] = asyncio.get_running_loop().create_future()
 
         def deliver(result: RoundResult) -> None:
             if not done.done():
                 done.set_result(result)
 
-        rnd = self.start_round(
-            address,
-            probes=probes,
-            probe_spacing=probe_spacing,
-            timeout=timeout,
-            payload_size=payload_size,
-            on_done=deliver,
-        )
+        rnd = self._begin(resolved, probes, probe_spacing, timeout, payload_size, deliver)
         try:
             return await done
         finally:
@@ -446,18 +443,15 @@ class IcmpEngine:
         timeout: float,
         on_done: RoundCallback,
         payload_size: int = 56,
-    ) -> _Round | None:
+    ) -> None:
         """Start a round and return at once; ``on_done`` gets its result exactly once, from the loop.
 
         The daemon's way in: no task, coroutine or timer per round, only the engine's timeline.
         At 1,000 rounds a second, the coroutine chain of :meth:`round` and the objects it keeps
-        alive for the round's 4 s cost more loop time than the probes themselves. The round (a
-        handle for :meth:`round` to cancel) is None when it is resolved by name in a task.
+        alive for the round's 4 s cost more loop time than the probes themselves. A name is
+        resolved in a task first.
         """
-        if self._closed:
-            raise RuntimeError("the ICMP engine is closed")
-        if probes < 1 or probe_spacing < 0 or timeout <= 0 or not 0 <= payload_size <= 65_000:
-            raise ValueError("a round needs probes ≥ 1, probe_spacing ≥ 0, timeout > 0, 0 ≤ payload_size")
+        self._check(probes, probe_spacing, timeout, payload_size)
         numeric = _numeric_address(address)
         if numeric is None:
             task = asyncio.get_running_loop().create_task(
@@ -465,8 +459,14 @@ class IcmpEngine:
             )
             self._resolving.add(task)
             task.add_done_callback(self._resolving.discard)
-            return None
-        return self._begin(numeric, probes, probe_spacing, timeout, payload_size, on_done)
+        else:
+            self._begin(numeric, probes, probe_spacing, timeout, payload_size, on_done)
+
+    def _check(self, probes: int, probe_spacing: float, timeout: float, payload_size: int) -> None:
+        if self._closed:
+            raise RuntimeError("the ICMP engine is closed")
+        if probes < 1 or probe_spacing < 0 or timeout <= 0 or not 0 <= payload_size <= 65_000:
+            raise ValueError("a round needs probes ≥ 1, probe_spacing ≥ 0, timeout > 0, 0 ≤ payload_size")
 
     async def _resolve_and_start(
         self,
@@ -484,8 +484,6 @@ class IcmpEngine:
             raise
         if isinstance(resolved, RoundResult):
             _deliver(on_done, resolved)
-        elif self._closed:
-            _deliver(on_done, RoundResult(address, 0, 0, reason="error", error="the ICMP engine closed"))
         else:
             self._begin(resolved, probes, probe_spacing, timeout, payload_size, on_done)
 
@@ -499,6 +497,9 @@ class IcmpEngine:
         on_done: RoundCallback,
     ) -> _Round | None:
         family, text, packed = resolved
+        if self._closed:  # it closed while the name was resolved: open no socket again
+            _deliver(on_done, RoundResult(text, 0, 0, reason="error", error="the ICMP engine closed"))
+            return None
         try:
             fam = self._family(family)
         except OSError as exc:

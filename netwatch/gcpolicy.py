@@ -24,10 +24,9 @@ dead later is never collected, a bounded one-off (two freezes per run), never a 
 Why no middle collections: reference cycles are rare here. A 7-minute province soak freed 400 to
 450 objects in all (``netwatch_gc_collected_objects_total``), whatever the schedule, and middle
 passes forced into a run without them freed 10 objects each (cycles that outlive a young pass are
-not piling up in the middle generation). So a pass is
-almost pure cost: about 2 µs per object it finds alive. What decides is how long each pass holds
-the loop, because an ICMP poll is late past a tenth of its 10 s interval. Soaks of the same load,
-7 minutes each (``benchmarks/soak.py``):
+not piling up in the middle generation). So a pass is almost pure cost: about 2 µs per object it
+finds alive. What decides is how long each pass holds the loop, because an ICMP poll is late
+past a tenth of its 10 s interval. Soaks of the same load, 7 minutes each (``benchmarks/soak.py``):
 
 - young every 5 s, middle every minute, full every 10 minutes: 41.3 s of pauses, middle ones
   1.5 s; 98.2 % of polls on time;

@@ -8,13 +8,11 @@ from contextlib import suppress
 
 from netwatch.exporter import make_registry
 from netwatch.loopwatch import watch_loop
-from netwatch.state import LatestState
-from tests.netwatch.test_pipeline import inventory_with, make
+from tests.netwatch.test_pipeline import make
 
 
 async def test_a_stalled_loop_is_seen_as_one_late_wake_up_on_metrics() -> None:
-    _, _, job, _ = make(None)
-    state = LatestState(inventory=inventory_with(job))
+    _, state, _, _ = make(None)
     watch = asyncio.create_task(watch_loop(state.loop_lag, tick=0.02))
     try:
         await asyncio.sleep(0.2)

@@ -33,11 +33,11 @@ def inventory_with(job: Job) -> Inventory:
     return Inventory(province=Province("QNM", "Quảng Nam"), sites={"TK": site}, devices={device.name: device})
 
 
-def make(behaviour: Any) -> tuple[Pipeline, LatestState, Job, list[PollRecord]]:
+def make(behaviour: Any, start: Any = None) -> tuple[Pipeline, LatestState, Job, list[PollRecord]]:
     async def collect(target: Target, params: FakeParams, ctx: CollectContext) -> CollectResult:
         return await behaviour()
 
-    spec = CollectorSpec(kind="fake", params_model=FakeParams, collect=collect)
+    spec = CollectorSpec(kind="fake", params_model=FakeParams, collect=collect, start=start)
     job = Job(
         target=Target(key="r1", address="127.0.0.1", labels={"site": "TK", "district": "TK", "device": "r1"}),
         kind="fake",
@@ -146,11 +146,7 @@ async def test_the_latest_state_keeps_gauges_and_lets_spent_counter_readings_go(
 
 def make_started(start: Any) -> tuple[Pipeline, LatestState, Job, list[PollRecord]]:
     """A pipeline whose fake kind polls through ``CollectorSpec.start`` (no coroutine)."""
-    pipeline, state, job, records = make(None)
-    spec = CollectorSpec(
-        kind="fake", params_model=FakeParams, collect=pipeline._specs["fake"].collect, start=start
-    )
-    return Pipeline({"fake": spec}, CollectContext(), state, pipeline._sinks), state, job, records
+    return make(None, start)
 
 
 async def test_a_started_poll_is_recorded_when_the_collector_calls_back() -> None:

@@ -58,6 +58,9 @@ def label_text(labels: Mapping[str, str]) -> str:
     return "{" + inner + "}" if inner else ""
 
 
+_NO_TEXTS: Mapping[LabelKey, str] = {}
+
+
 class SeriesTexts(dict[LabelKey, str]):
     """One device's label texts by series labels, for one scrape: ``texts[series]`` is the text of
     the device's labels and ``series``'s together. A hit is a plain dict lookup; a miss takes the
@@ -69,6 +72,10 @@ class SeriesTexts(dict[LabelKey, str]):
         super().__init__()
         self._common = common
         self._previous = previous
+
+    def forget_previous(self) -> None:
+        """Drop the previous scrape's texts (those this scrape needed are in this one now)."""
+        self._previous = _NO_TEXTS
 
     def __missing__(self, series: LabelKey) -> str:
         found = self._previous.get(series)
@@ -94,7 +101,14 @@ class LabelTexts:
         return found
 
     def end_scrape(self) -> None:
-        """Forget the label sets this scrape did not use (interfaces and devices that are gone)."""
+        """Forget the label sets this scrape did not use (interfaces and devices that are gone).
+
+        Each device's texts of this scrape let go of the previous scrape's: kept, every scrape would
+        hold the one before it, a chain of every scrape since start (26 MB a minute in the
+        province soak, 1 KB per SNMP device per scrape at any scale).
+        """
+        for texts in self._current.values():
+            texts.forget_previous()
         self._previous, self._current = self._current, {}
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from collectors.base import CollectResult
-from netwatch.rates import CounterTracker, Rates
+from netwatch.rates import CounterTracker, Rates, Reading, modulus_of
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 """(measurement name, its labels): one counter series of one target."""
@@ -64,8 +64,9 @@ class CounterBook:
         discontinuities: Mapping[SeriesKey, int] = details.get("discontinuity", {})
         uptime = details.get("uptime_ticks")
         speeds = {m.labels: m.value for m in result.measurements if m.name == SPEED_METRIC and m.value > 0}
-        update_rate, book_scales = self.rates.update, self.scales
+        book_scales = self.scales
         seen: set[SeriesKey] = set()
+        readings: list[Reading] = []
         for m in result.measurements:
             if m.kind != "counter":
                 continue
@@ -75,20 +76,15 @@ class CounterBook:
             speed = speeds.get(m.labels)
             # An octet counter cannot honestly move faster than its link: anything more is a spike.
             max_rate = speed / 8 / scale if speed and m.name.endswith("_octets") else None
-            update_rate(
-                key,
-                int(m.value // scale) if scale != 1 else int(m.value),
-                bits=bits.get(key, 64),
-                sample_monotonic=sample_monotonic,
-                device_uptime_ticks=uptime,
-                discontinuity=discontinuities.get(key) if discontinuities else None,
-                max_rate=max_rate,
-            )
+            raw = int(m.value // scale) if scale != 1 else int(m.value)
+            discontinuity = discontinuities.get(key) if discontinuities else None
+            readings.append((key, raw, modulus_of(bits.get(key, 64)), discontinuity, max_rate))
             if scale != 1:
                 book_scales[key] = scale
             elif book_scales:
                 book_scales.pop(key, None)
             seen.add(key)
+        self.rates.update_poll(readings, sample_monotonic=sample_monotonic, device_uptime_ticks=uptime)
         # Only a complete poll says a series is gone; every series it read is in the book, so
         # equal sizes mean nothing to forget (the usual case: skip the scans).
         if result.success and len(self.rates) != len(seen):

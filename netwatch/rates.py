@@ -34,6 +34,20 @@ Reason = Literal["first", "wrap", "reboot", "discontinuity", "reset", "spike", "
 _MODULI: Final = {32: 2**32, 64: 2**64}
 
 
+Reading = tuple[Hashable, int, int, int | None, float | None]
+"""One counter reading of a poll, for :meth:`Rates.update_poll`: (series key, raw value, modulus
+``2**bits``, ifCounterDiscontinuityTime or None, the most it can grow per second or None). A plain
+tuple: a poll builds about a hundred, and a named tuple costs ten times more to build."""
+
+
+def modulus_of(bits: int) -> int:
+    """``2**bits`` for a 32- or 64-bit counter; ValueError for any other width."""
+    modulus = _MODULI.get(bits)
+    if modulus is None:
+        raise ValueError("bits must be 32 or 64")
+    return modulus
+
+
 class CounterUpdate(NamedTuple):
     """What one reading did: the running total, the rate (None when none can be trusted), and why.
 
@@ -73,51 +87,87 @@ class CounterTracker:
 
         ``max_rate`` is the most the counter can grow per second (e.g. ifSpeed / 8 for octets), if known.
         """
-        modulus = _MODULI.get(bits)
-        if modulus is None:
-            raise ValueError("bits must be 32 or 64")
+        reason = self.step(
+            raw, modulus_of(bits), sample_monotonic, device_uptime_ticks, discontinuity, max_rate
+        )
+        return CounterUpdate(self.total, self.rate, reason)
+
+    @property
+    def baseline(self) -> tuple[int | None, float]:
+        """(sysUpTime, monotonic time) of the last reading: series read in the same poll share it,
+        and so share the reboot verdict of the next one (see :meth:`Rates.update_poll`)."""
+        return self._uptime, self._time
+
+    def rebooted(self, uptime: int | None, sample_monotonic: float) -> bool:
+        """Whether sysUpTime ``uptime`` at ``sample_monotonic`` shows a reboot since the last reading."""
+        return self._rebooted(uptime, sample_monotonic - self._time)
+
+    def step(
+        self,
+        raw: int,
+        modulus: int,
+        sample_monotonic: float,
+        uptime: int | None,
+        discontinuity: int | None,
+        max_rate: float | None,
+        rebooted: bool | None = None,
+    ) -> Reason | None:
+        """:meth:`update` with positional arguments, the counter's modulus (2**bits) and, when the
+        caller judged it already, the reboot verdict; sets ``total`` and ``rate``, returns the reason.
+
+        The one implementation of the rules above: a poll feeds about 100 series through it.
+        """
         if not 0 <= raw < modulus:
-            raise ValueError(f"a {bits}-bit counter cannot read {raw}")
+            raise ValueError(f"a {modulus.bit_length() - 1}-bit counter cannot read {raw}")
         last = self._raw
         if last is None:
-            self._rebase(raw, sample_monotonic, device_uptime_ticks, discontinuity)
-            return CounterUpdate(self.total, None, "first")
+            self._rebase(raw, sample_monotonic, uptime, discontinuity)
+            self.rate = None
+            return "first"
         elapsed = sample_monotonic - self._time
         if elapsed <= 0:
             # The same poll seen twice (or a clock that did not move): nothing to divide by; keep the baseline.
-            return CounterUpdate(self.total, None, "no_time")
-        # Ordinary readings (no reboot or discontinuity check can apply, not lower) skip the classification.
-        if raw >= last and device_uptime_ticks is None and discontinuity is None:
+            self.rate = None
+            return "no_time"
+        if rebooted is None:
+            rebooted = self._rebooted(uptime, elapsed)
+        # Ordinary readings (no reboot, same discontinuity time, not lower) skip the classification.
+        if raw >= last and not rebooted and (discontinuity is None or discontinuity == self._discontinuity):
             reason: Reason | None = None
         else:
-            reason = self._classify(raw, bits, elapsed, device_uptime_ticks, discontinuity, max_rate)
+            reason = self._classify(raw, modulus, elapsed, uptime, discontinuity, max_rate, rebooted)
         delta = (raw - last) % modulus
-        self._raw, self._time, self._uptime = raw, sample_monotonic, device_uptime_ticks
+        self._raw, self._time, self._uptime = raw, sample_monotonic, uptime
         if discontinuity is not None:
             self._discontinuity = discontinuity
         if reason is not None and reason != "wrap":
-            return CounterUpdate(self.total, None, reason)
+            self.rate = None
+            return reason
         if not delta:
             # An idle counter (errors, discards, unused ports: most series of a device) keeps its
             # total object and shares one zero: no new floats per series per poll to allocate and hold.
-            return CounterUpdate(self.total, 0.0, reason)
+            self.rate = 0.0
+            return reason
         rate = delta / elapsed
         if max_rate is not None and rate > max_rate * SPIKE_MARGIN:
-            return CounterUpdate(self.total, None, "spike")
+            self.rate = None
+            return "spike"
         self.total += delta
-        return CounterUpdate(self.total, rate, reason)
+        self.rate = rate
+        return reason
 
     def _classify(
         self,
         raw: int,
-        bits: int,
+        modulus: int,
         elapsed: float,
         uptime: int | None,
         discontinuity: int | None,
         max_rate: float | None,
+        rebooted: bool,
     ) -> Reason | None:
         assert self._raw is not None
-        if self._rebooted(uptime, elapsed):
+        if rebooted:
             return "reboot"
         if (
             discontinuity is not None
@@ -127,9 +177,9 @@ class CounterTracker:
             return "discontinuity"
         if raw >= self._raw:
             return None
-        if bits == 64:
+        if modulus == _MODULI[64]:
             return "reset"
-        wrapped = raw + 2**32 - self._raw
+        wrapped = raw + modulus - self._raw
         if max_rate is not None:
             return "wrap" if wrapped / elapsed <= max_rate * SPIKE_MARGIN else "reset"
         # No link speed to judge by: trust a wrap only when sysUpTime vouches there was no reboot.
@@ -175,21 +225,42 @@ class Rates:
         max_rate: float | None = None,
     ) -> CounterUpdate:
         """Feed one reading to the tracker of ``key`` (created on first use)."""
+        tracker = self._tracker(key)
+        reason = tracker.step(
+            raw, modulus_of(bits), sample_monotonic, device_uptime_ticks, discontinuity, max_rate
+        )
+        if reason is not None:
+            self.reasons[reason] += 1
+        return CounterUpdate(tracker.total, tracker.rate, reason)
+
+    def update_poll(
+        self, readings: Iterable[Reading], *, sample_monotonic: float, device_uptime_ticks: int | None
+    ) -> None:
+        """Feed every counter one poll read, all taken at ``sample_monotonic`` with one sysUpTime.
+
+        The same as :meth:`update` per reading, but the reboot check is made once per baseline
+        (series read together last time share it) instead of once per series: a device's hundred
+        series cost one check, not a hundred.
+        """
+        trackers, reasons = self._trackers, self.reasons
+        verdicts: dict[tuple[int | None, float], bool] = {}
+        for key, raw, modulus, discontinuity, max_rate in readings:
+            tracker = trackers.get(key) or self._tracker(key)
+            baseline = tracker.baseline
+            rebooted = verdicts.get(baseline)
+            if rebooted is None:
+                rebooted = verdicts[baseline] = tracker.rebooted(device_uptime_ticks, sample_monotonic)
+            reason = tracker.step(
+                raw, modulus, sample_monotonic, device_uptime_ticks, discontinuity, max_rate, rebooted
+            )
+            if reason is not None:
+                reasons[reason] += 1
+
+    def _tracker(self, key: Hashable) -> CounterTracker:
         tracker = self._trackers.get(key)
         if tracker is None:
             tracker = self._trackers[key] = CounterTracker()
-        result = tracker.update(
-            raw,
-            bits=bits,
-            sample_monotonic=sample_monotonic,
-            device_uptime_ticks=device_uptime_ticks,
-            discontinuity=discontinuity,
-            max_rate=max_rate,
-        )
-        tracker.rate = result.rate
-        if result.reason is not None:
-            self.reasons[result.reason] += 1
-        return result
+        return tracker
 
     def items(self) -> Iterator[tuple[Hashable, CounterTracker]]:
         """Every series key with its tracker (its ``total`` and last ``rate``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,38 @@ CASES: dict[str, tuple[list[Reading], dict[str, Any], list[CounterUpdate]]] = {
 def test_counter_cases(name: str) -> None:
     readings, options, expected = CASES[name]
     assert feed(readings, **options) == expected
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_poll_fed_in_one_batch_reads_each_case_the_same(name: str) -> None:
+    readings, options, expected = CASES[name]
+    rates = Rates()
+    modulus = 2 ** options.get("bits", 32)
+    got = []
+    for r in readings:
+        reading = ("series", r.raw, modulus, r.discontinuity, options.get("max_rate"))
+        rates.update_poll([reading], sample_monotonic=r.at, device_uptime_ticks=r.uptime)
+        tracker = rates.get("series")
+        assert tracker is not None
+        got.append((tracker.total, tracker.rate))
+    assert got == [(u.total, u.rate) for u in expected]
+    assert rates.reasons == Counter(u.reason for u in expected if u.reason is not None)
+
+
+def test_a_reboot_is_judged_against_each_series_own_last_reading() -> None:
+    """One poll, one sysUpTime: a series last read before the reboot restarts, one first read after
+    it keeps counting. A verdict shared by the whole poll would get one of them wrong."""
+    rates = Rates()
+    rates.update_poll([("old", 1_000, WRAP, None, None)], sample_monotonic=0.0, device_uptime_ticks=1_000_000)
+    # the device reboots at t=50; a new interface is first read at t=100, 50 s after
+    rates.update_poll([("new", 5_000, WRAP, None, None)], sample_monotonic=100.0, device_uptime_ticks=5_000)
+    both = [("old", 3_000, WRAP, None, None), ("new", 11_000, WRAP, None, None)]
+    rates.update_poll(both, sample_monotonic=160.0, device_uptime_ticks=11_000)
+    old, new = rates.get("old"), rates.get("new")
+    assert old is not None and new is not None
+    assert (old.total, old.rate) == (0.0, None)
+    assert (new.total, new.rate) == (6_000.0, 100.0)
+    assert rates.reasons == Counter({"first": 2, "reboot": 1})
 
 
 def test_rates_keeps_series_apart_counts_reasons_and_forgets() -> None:

@@ -273,6 +273,27 @@ def print_loop_stalls(metrics: dict[str, list[tuple[str, float]]]) -> None:
           f"{late['1.0']:,.0f}; {total(metrics, 'netwatch_event_loop_lag_seconds_sum'):.1f} s late in all")  # fmt: skip
 
 
+def read_database(db_url: str) -> tuple[dict[str, int] | None, dict[tuple[str, bool], int]]:
+    """(rows per table, polls per (kind, success)) from a SQLite soak database; (None, {}) otherwise."""
+    if not db_url.startswith("sqlite:///"):
+        return None, {}
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("polls", "icmp_samples", "interface_samples")}  # fmt: skip
+        query = "SELECT kind, success, count(*) FROM polls GROUP BY 1, 2"
+        outcomes = {(kind, bool(success)): n for kind, success, n in conn.execute(query)}
+    return rows, outcomes
+
+
+def print_outcomes(outcomes: dict[tuple[str, bool], int], due: dict[str, float]) -> None:
+    """What each kind got done over the whole run, against what its schedule asked for: a kind
+    starved by a saturated loop shows here, not in the share of polls on time."""
+    for kind, wanted in due.items():
+        done, failed = outcomes.get((kind, True), 0), outcomes.get((kind, False), 0)
+        print(f"  {kind} polls:           {done:,} succeeded, {failed:,} failed, of ≈ {wanted:,.0f} due "
+              f"({done / wanted * 100 if wanted else 0:.1f} % succeeded)")  # fmt: skip
+
+
 def lag_quantile(metrics: dict[str, list[tuple[str, float]]], q: float) -> float:
     """A quantile of poll lag from the cumulative histogram buckets (upper bound of its bucket)."""
     buckets = sorted(
@@ -384,11 +405,10 @@ def main() -> int:
             log.close()
     polls = total(metrics, "netwatch_polls_total")
     late = total(metrics, "netwatch_polls_late_total")
-    rows = None
-    if db_url.startswith("sqlite:///"):
-        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-            rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                    for t in ("polls", "icmp_samples", "interface_samples")}  # fmt: skip
+    # A slot skipped because the job's previous run was still going (a misfire) is a poll that was
+    # not on time either: without it the share would hide a starved kind.
+    misfires = total(metrics, "netwatch_poll_misfires_total")
+    rows, outcomes = read_database(db_url)
     warm = [p for p in timeline if p[0] >= args.warmup] or timeline
     cpu_total = timeline[-1][1]
     cpu_share = (warm[-1][1] - warm[0][1]) / max(warm[-1][0] - warm[0][0], 1e-9)
@@ -440,9 +460,10 @@ def main() -> int:
           f" (growth {rss_end - rss_warm:+.0f} MB; aim < 500 MB), writer process {child_rss_end:.0f} MB of it")  # fmt: skip
     print(f"  poll lag:            p50 ≤ {lag_quantile(metrics, 0.5):g} s, p99 ≤ {lag_quantile(metrics, 0.99):g} s,"
           f" p99.9 ≤ {lag_quantile(metrics, 0.999):g} s")  # fmt: skip
-    print(
-        f"  polls on time:       {(1 - late / polls) * 100 if polls else 0:.3f} % of {polls:,.0f} (aim ≥ 99.9 %)"
-    )
+    slots = polls + misfires
+    on_time = (polls - late) / slots if slots else 0.0
+    print(f"  polls on time:       {on_time * 100:.3f} % of {slots:,.0f} slots (aim ≥ 99.9 %); {misfires:,.0f} "
+          f"skipped as the previous run was still going, {late:,.0f} started late")  # fmt: skip
     print(f"  polls per minute:    expected ≈ {expected_icmp + expected_snmp:,}, "
           f"made {polls / (args.minutes):,.0f}")  # fmt: skip
     print(f"  rows written:        {total(metrics, 'netwatch_samples_written_total'):,.0f}, dropped "
@@ -451,6 +472,8 @@ def main() -> int:
     if rows is not None:
         print(f"  database rows:       polls {rows['polls']:,}, icmp_samples {rows['icmp_samples']:,}, "
               f"interface_samples {rows['interface_samples']:,}")  # fmt: skip
+        ran = timeline[-1][0] / 60  # minutes netwatch ran, sampled: a little more than --minutes
+        print_outcomes(outcomes, {"snmp": expected_snmp * ran, "icmp": expected_icmp * ran})
     gc_seconds = dict(metrics.get("netwatch_gc_seconds_total", []))
     gc_runs = dict(metrics.get("netwatch_gc_collections_total", []))
     print("  garbage collector:   " + ", ".join(
@@ -463,7 +486,7 @@ def main() -> int:
     errors = sorted(metrics.get("netwatch_poll_errors_total", []), key=lambda s: -s[1])[:5]
     print("  poll errors:         " + (", ".join(f"{lab} {v:.0f}" for lab, v in errors) or "none"))
     print(f"RESULT soak cpu_core_share={cpu_share:.3f} rss_end_mb={rss_end:.0f} "
-          f"on_time={(1 - late / polls) if polls else 0:.5f} dropped={total(metrics, 'netwatch_samples_dropped_total'):.0f}")  # fmt: skip
+          f"on_time={on_time:.5f} dropped={total(metrics, 'netwatch_samples_dropped_total'):.0f}")  # fmt: skip
     if scrape_times:
         print(
             f"  /metrics scrapes:    {len(scrape_times)} every {args.scrape_every:g} s, "

@@ -273,25 +273,35 @@ def print_loop_stalls(metrics: dict[str, list[tuple[str, float]]]) -> None:
           f"{late['1.0']:,.0f}; {total(metrics, 'netwatch_event_loop_lag_seconds_sum'):.1f} s late in all")  # fmt: skip
 
 
-def read_database(db_url: str) -> tuple[dict[str, int] | None, dict[tuple[str, bool], int]]:
-    """(rows per table, polls per (kind, success)) from a SQLite soak database; (None, {}) otherwise."""
+Outcomes = dict[str, tuple[int, int, float]]
+"""Per collector kind: (polls that succeeded, polls that failed, seconds from its first to its last slot)."""
+
+
+def read_database(db_url: str) -> tuple[dict[str, int] | None, Outcomes]:
+    """(rows per table, what each kind's polls came to) from a SQLite soak database; (None, {}) otherwise."""
     if not db_url.startswith("sqlite:///"):
         return None, {}
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("polls", "icmp_samples", "interface_samples")}  # fmt: skip
-        query = "SELECT kind, success, count(*) FROM polls GROUP BY 1, 2"
-        outcomes = {(kind, bool(success)): n for kind, success, n in conn.execute(query)}
+        query = (
+            "SELECT kind, sum(success), sum(1 - success),"
+            " (julianday(max(scheduled_at)) - julianday(min(scheduled_at))) * 86400 FROM polls GROUP BY kind"
+        )
+        outcomes = {
+            kind: (int(ok), int(failed), float(span)) for kind, ok, failed, span in conn.execute(query)
+        }
     return rows, outcomes
 
 
-def print_outcomes(outcomes: dict[tuple[str, bool], int], due: dict[str, float]) -> None:
-    """What each kind got done over the whole run, against what its schedule asked for: a kind
-    starved by a saturated loop shows here, not in the share of polls on time."""
-    for kind, wanted in due.items():
-        done, failed = outcomes.get((kind, True), 0), outcomes.get((kind, False), 0)
-        print(f"  {kind} polls:           {done:,} succeeded, {failed:,} failed, of ≈ {wanted:,.0f} due "
-              f"({done / wanted * 100 if wanted else 0:.1f} % succeeded)")  # fmt: skip
+def print_outcomes(outcomes: Outcomes, schedules: dict[str, tuple[int, float]]) -> None:
+    """What each kind got done against what its schedule asked for over the slots the run covered
+    (targets × slots from the first to the last): a kind starved by a saturated loop shows here."""
+    for kind, (targets, interval) in schedules.items():
+        done, failed, span = outcomes.get(kind, (0, 0, 0.0))
+        due = targets * (round(span / interval) + 1) if done + failed else 0
+        print(f"  {kind} polls:           {done:,} succeeded, {failed:,} failed, of {due:,} due "
+              f"({done / due * 100 if due else 0:.1f} % succeeded)")  # fmt: skip
 
 
 def lag_quantile(metrics: dict[str, list[tuple[str, float]]], q: float) -> float:
@@ -472,8 +482,7 @@ def main() -> int:
     if rows is not None:
         print(f"  database rows:       polls {rows['polls']:,}, icmp_samples {rows['icmp_samples']:,}, "
               f"interface_samples {rows['interface_samples']:,}")  # fmt: skip
-        ran = timeline[-1][0] / 60  # minutes netwatch ran, sampled: a little more than --minutes
-        print_outcomes(outcomes, {"snmp": expected_snmp * ran, "icmp": expected_icmp * ran})
+        print_outcomes(outcomes, {"snmp": (expected_snmp, 60.0), "icmp": (expected_icmp // 6, 10.0)})
     gc_seconds = dict(metrics.get("netwatch_gc_seconds_total", []))
     gc_runs = dict(metrics.get("netwatch_gc_collections_total", []))
     print("  garbage collector:   " + ", ".join(

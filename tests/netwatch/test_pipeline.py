@@ -34,6 +34,9 @@ def inventory_with(job: Job) -> Inventory:
 
 
 def make(behaviour: Any, start: Any = None) -> tuple[Pipeline, LatestState, Job, list[PollRecord]]:
+    """A pipeline with one fake kind: ``behaviour`` is its collect; with ``start`` (a
+    ``CollectorSpec.start``) it also polls without a coroutine."""
+
     async def collect(target: Target, params: FakeParams, ctx: CollectContext) -> CollectResult:
         return await behaviour()
 
@@ -144,11 +147,6 @@ async def test_the_latest_state_keeps_gauges_and_lets_spent_counter_readings_go(
     assert kept.details["info"] == {"sysname": "r1"}  # what /metrics reads for netwatch_device_info
 
 
-def make_started(start: Any) -> tuple[Pipeline, LatestState, Job, list[PollRecord]]:
-    """A pipeline whose fake kind polls through ``CollectorSpec.start`` (no coroutine)."""
-    return make(None, start)
-
-
 async def test_a_started_poll_is_recorded_when_the_collector_calls_back() -> None:
     loop = asyncio.get_running_loop()
 
@@ -158,7 +156,7 @@ async def test_a_started_poll_is_recorded_when_the_collector_calls_back() -> Non
         )
         loop.call_later(0.05, done, result)
 
-    pipeline, state, job, records = make_started(start)
+    pipeline, state, job, records = make(None, start)
     finished: list[int] = []
     assert pipeline.start(job, datetime.now(UTC), lambda: finished.append(len(records)))
     assert not records and not finished, "nothing is recorded before the collector calls back"
@@ -176,7 +174,7 @@ async def test_a_started_collector_that_raises_or_calls_back_twice_is_one_failed
         done(CollectResult(success=True))
         raise ValueError("garbage from agent")
 
-    pipeline, state, job, records = make_started(start)
+    pipeline, state, job, records = make(None, start)
     finished: list[bool] = []
     assert pipeline.start(job, datetime.now(UTC), lambda: finished.append(True))
     assert [r.result.reason for r in records] == ["timeout"] and finished == [True]
@@ -185,7 +183,7 @@ async def test_a_started_collector_that_raises_or_calls_back_twice_is_one_failed
     def broken(target: Target, params: FakeParams, ctx: CollectContext, done: Any) -> None:
         raise ValueError("garbage from agent")
 
-    pipeline, state, job, records = make_started(broken)
+    pipeline, state, job, records = make(None, broken)
     assert pipeline.start(job, datetime.now(UTC), lambda: finished.append(True))
     assert [r.result.reason for r in records] == ["internal"] and len(finished) == 2
     assert state.poll_errors[("fake", "internal")] == 1

@@ -282,9 +282,10 @@ Outcomes = dict[str, tuple[int, int, int]]
 def read_database(db_url: str, intervals: dict[str, int]) -> tuple[dict[str, int] | None, Outcomes]:
     """(rows per table, what each kind's polls came to) from a SQLite soak database; (None, {}) otherwise.
 
-    A target's slots are counted from its first recorded poll to its last, every ``intervals[kind]``
-    seconds: the slots skipped in between count, and each target's own phase in the interval too
-    (counting the whole run's span for every target counted up to an interval too many each).
+    A target's slots are counted from its first recorded poll to the kind's last slot in the run,
+    every ``intervals[kind]`` seconds: slots skipped in between or at the end count, and each
+    target's own phase in the interval is kept (the run's whole span for every target counted up to
+    a slot too many each; a target's own first-to-last span missed the slots skipped at the end).
     """
     if not db_url.startswith("sqlite:///"):
         return None, {}
@@ -292,14 +293,16 @@ def read_database(db_url: str, intervals: dict[str, int]) -> tuple[dict[str, int
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("polls", "icmp_samples", "interface_samples")}  # fmt: skip
         query = (
-            "SELECT kind, sum(success), sum(1 - success),"
-            " (julianday(max(scheduled_at)) - julianday(min(scheduled_at))) * 86400"
-            " FROM polls GROUP BY kind, target"
+            "SELECT p.kind, sum(p.success), sum(1 - p.success),"
+            " (julianday(e.last) - julianday(min(p.scheduled_at))) * 86400"
+            " FROM polls p JOIN (SELECT kind, max(scheduled_at) AS last FROM polls GROUP BY kind) e"
+            " ON e.kind = p.kind GROUP BY p.kind, p.target"
         )
         outcomes: Outcomes = {}
         for kind, ok, failed, span in conn.execute(query):
             total_ok, total_failed, slots = outcomes.get(kind, (0, 0, 0))
-            slots += round(span / intervals.get(kind, 60)) + 1
+            # julianday() keeps ~50 µs: a span of whole intervals may read a hair short
+            slots += int(span / intervals.get(kind, 60) + 0.01) + 1
             outcomes[kind] = (total_ok + int(ok), total_failed + int(failed), slots)
     return rows, outcomes
 

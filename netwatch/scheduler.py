@@ -5,8 +5,8 @@ of the job key: restarts keep the rhythm, and polls of many targets are spread e
 bursting at the top of the interval. The grid time is the poll's ``scheduled_at``: lag is measured
 against it, and it keys the sample so a replay after a crash is a no-op.
 
-Due runs sit in one heap, woken by one event-loop timer: APScheduler cost ~40 µs of CPU and a task
-hand-off per run at province scale (the soak's profile). A run is a task, except for kinds that
+Due runs sit in one heap, woken by one event-loop timer on 10 ms ticks: APScheduler cost ~40 µs of
+CPU and a task hand-off per run at province scale (the soak's profile). A run is a task, except for kinds that
 ``start`` takes (ICMP rounds, 1,000 a second at province scale): those need no task, coroutine or
 timer of their own, and report back through a callback. A run still going when its next slot comes
 skips that slot, and a slot the loop reaches more than half an interval late is skipped too (both
@@ -49,6 +49,10 @@ CLOCK_STEP_SECONDS = 1.0
 at most 0.5 ms/s, so only a step gets there)."""
 # asyncio fires a timer up to its clock resolution early; entries that close are due
 _TIMER_TOLERANCE = 1e-6
+TICK = 0.01
+"""Seconds of the timer's ticks: runs due within one tick start together, up to a tick late. At
+province scale 1,100 runs a second fall due at distinct times; a loop wake-up for each cost more than
+starting the run (with the ICMP engine's own ticks, 15 % of its CPU)."""
 
 
 def grid_offset(key: str, interval: float) -> float:
@@ -221,12 +225,12 @@ class PollScheduler:
     def _arm(self) -> None:
         if not self._heap or self._loop is None:
             return
-        first = self._heap[0][0]
-        if first >= self._timer_at:
+        wake = math.ceil(self._heap[0][0] / TICK) * TICK
+        if wake >= self._timer_at:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer, self._timer_at = self._loop.call_at(first, self._wake), first
+        self._timer, self._timer_at = self._loop.call_at(wake, self._wake), wake
 
     def _wake(self) -> None:
         self._timer, self._timer_at = None, math.inf

@@ -395,22 +395,60 @@ async def test_closing_the_engine_reports_started_rounds() -> None:
 
 def test_the_timeline_hands_out_events_in_time_order_across_its_lanes() -> None:
     """Rounds starting in time order fill each delay's lane in order; pops merge the lanes."""
+    from types import SimpleNamespace
+
     from collectors.icmp import _EXPIRE, _Timeline
 
     timeline = _Timeline()
     delays = (1.0, 2.0, 3.0, 4.0, 4.5)  # probes 1-4 at 1 s spacing, expiry after 0.5 s
-    starts = [i * 0.37 for i in range(40)]
-    expected = sorted(start + delay for start in starts for delay in delays)
-    for number, start in enumerate(starts):
+    rounds = [SimpleNamespace(start=i * 0.37, number=i) for i in range(40)]
+    expected = sorted((rnd.start + delay, rnd.number, delay) for rnd in rounds for delay in delays)
+    for rnd in rounds:
         for delay in delays:
-            index = _EXPIRE if delay == 4.5 else int(delay)
-            timeline.push(delay, (start + delay, None, number, index))  # type: ignore[arg-type]
-    assert timeline.first() == expected[0]
-    assert timeline.pop(expected[0] - 0.001) is None, "nothing is handed out before it is due"
+            timeline.push(delay, _EXPIRE if delay == 4.5 else int(delay), rnd)  # type: ignore[arg-type]
+    assert timeline.first() == expected[0][0]
+    assert timeline.pop(expected[0][0] - 0.001) is None, "nothing is handed out before it is due"
     popped = []
-    while (due := timeline.pop(expected[len(popped)])) is not None:
-        popped.append(due[0])
+    while (due := timeline.pop(expected[len(popped)][0])) is not None:
+        rnd, event = due
+        delay = 4.5 if event == _EXPIRE else float(event)
+        popped.append((rnd.start + delay, rnd.number, delay))  # type: ignore[attr-defined]
         if len(popped) == len(expected):
             break
     assert popped == expected
     assert timeline.first() == float("inf")
+
+
+async def test_probes_due_within_a_tick_go_out_together_and_never_early(
+    fakes: tuple[IcmpEngine, dict[int, FakeSocket]],
+) -> None:
+    """50 rounds started 1 ms apart: their later probes and expiries share the engine's 10 ms ticks."""
+    engine, made = fakes
+    loop = asyncio.get_running_loop()
+    sent_at: dict[str, list[float]] = {}
+    made[socket.AF_INET].script = lambda _s, _m, address, _ns: sent_at.setdefault(address, []).append(
+        loop.time()
+    )
+    wakes: list[float] = []
+    run_timeline = engine._run_timeline
+
+    def counted() -> None:
+        wakes.append(loop.time())
+        run_timeline()
+
+    engine._run_timeline = counted  # type: ignore[method-assign]
+    results: list[RoundResult] = []
+    for i in range(50):
+        engine.start_round(
+            f"203.0.113.{i + 1}", probes=3, probe_spacing=0.05, timeout=0.05, on_done=results.append
+        )
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.4)
+    assert len(results) == 50 and all(r.sent == 3 for r in results)
+    for address, times in sent_at.items():
+        assert len(times) == 3
+        early = [i for i in (1, 2) if times[i] < times[0] + i * 0.05 - 1e-3]
+        assert not early, f"{address}: probes {early} went out before their spacing"
+    # 100 later probes and 50 expiries over ~0.2 s: about one wake-up per tick, not one per event
+    span = max(wakes) - min(wakes)
+    assert len(wakes) <= span / 0.01 + 5, f"{len(wakes)} wake-ups over {span:.3f} s"

@@ -99,3 +99,36 @@ async def test_started_runs_need_no_task_and_one_still_going_skips_its_slot() ->
     assert 2 <= len(started["slow/icmp"]) <= len(started["fast/icmp"]) - 2
     assert misfires.count("slow/icmp") >= 2, "a run still in flight makes its next slot a misfire"
     assert ran_as_task.count("task/icmp") >= 5, "a job start declines runs as a task"
+
+
+async def test_runs_due_within_a_tick_start_together_and_never_before_their_slot() -> None:
+    """500 jobs spread over a 1 s interval wake the loop once per 10 ms tick, not once per job."""
+    starts: dict[str, tuple[datetime, float]] = {}
+
+    def start(j: Job, at: datetime, finished: Any) -> bool:
+        starts.setdefault(j.key, (at, datetime.now(UTC).timestamp()))
+        finished()
+        return True
+
+    async def run(j: Job, scheduled_at: datetime) -> None:
+        raise AssertionError("every job here is started, none is a task")
+
+    scheduler = PollScheduler(run, start=start)
+    scheduler.sync([job(f"spread{i}", 1.0) for i in range(500)])
+    wakes: list[float] = []
+    wake = scheduler._wake
+
+    def counted() -> None:
+        wakes.append(asyncio.get_running_loop().time())
+        wake()
+
+    scheduler._wake = counted  # type: ignore[method-assign]
+    scheduler.start()
+    try:
+        await asyncio.sleep(1.1)
+    finally:
+        scheduler.shutdown()
+    assert len(starts) == 500, "every job ran within its first interval"
+    early = [(k, at.timestamp() - t) for k, (at, t) in starts.items() if t < at.timestamp() - 1e-3]
+    assert not early, f"runs started before their slot: {early[:3]}"
+    assert len(wakes) <= 1.1 / 0.01 + 5, f"{len(wakes)} wake-ups for 500 runs: one per job, not per tick"

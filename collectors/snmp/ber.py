@@ -278,8 +278,25 @@ def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:  # noq
     return out
 
 
-def decode_response(data: bytes) -> Response:
-    """Decode one SNMPv2c Response datagram; raises :class:`BerError` for anything else."""
+class Envelope(NamedTuple):
+    """A Response datagram read up to its varbinds: enough to match it to its request.
+
+    The varbinds are decoded by :func:`open_envelope` when the request's coroutine takes the answer,
+    not when the datagram is read: a busy loop reads hundreds of answers before their requests run
+    again, and their decoded varbinds (three objects each) were most of what every young garbage
+    collection had to scan at province scale (200,000 varbinds waiting, ``benchmarks/soak.py``).
+    """
+
+    request_id: int
+    error_status: int
+    error_index: int
+    community: bytes
+    data: bytes
+    varbinds_at: int
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Check one SNMPv2c Response datagram up to its varbind list; raises :class:`BerError`."""
     data = bytes(data)
     end = len(data)
     at, message_end = _header(data, 0, end, 0x30)
@@ -302,9 +319,25 @@ def decode_response(data: bytes) -> Response:
     at, list_end = _header(data, field_end, end, 0x30)
     if list_end != end:
         raise BerError("trailing bytes after the varbind list")
-    varbinds = _varbinds(data, at, list_end)
+    return Envelope(request_id, error_status, error_index, community, data, at)
+
+
+def open_envelope(envelope: Envelope) -> Response:
+    """Decode the varbinds of a checked datagram; raises :class:`BerError` if they are malformed."""
+    varbinds = _varbinds(envelope.data, envelope.varbinds_at, len(envelope.data))
     # An error-index past the last varbind is clamped to it, as pysnmp's command generator does.
-    return Response(request_id, error_status, min(error_index, len(varbinds)), community, varbinds)
+    return Response(
+        envelope.request_id,
+        envelope.error_status,
+        min(envelope.error_index, len(varbinds)),
+        envelope.community,
+        varbinds,
+    )
+
+
+def decode_response(data: bytes) -> Response:
+    """Decode one SNMPv2c Response datagram; raises :class:`BerError` for anything else."""
+    return open_envelope(decode_envelope(data))
 
 
 def peek_request_id(data: bytes) -> int | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from collectors.snmp.ber import BerError, Response, decode_response
+from collectors.snmp.ber import BerError, Envelope, Response, decode_envelope, open_envelope
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Counters:
 class _Pending:
     peer: Peer
     community: bytes
-    future: asyncio.Future[Response]
+    future: asyncio.Future[Envelope]
     garbled: bool = False
 
 
@@ -136,13 +136,24 @@ class V2cTransport:
                 if attempt:
                     self.counters.retries += 1
                 self._send(sock, datagram, peer)
-                timer = loop.call_later(timeout, _expire, pending.future)
+                timer = loop.call_later(timeout, _expire, pending)
                 try:
-                    return await pending.future
+                    envelope = await pending.future
                 except _Expired:
                     pending.future = loop.create_future()
+                    continue
                 finally:
                     timer.cancel()
+                # The varbinds are decoded here, when this request runs again, not when the datagram
+                # was read (see collectors.snmp.ber.Envelope). The agent answered this very request
+                # (id, address and community match): unreadable varbinds end it, as a try again
+                # would be answered the same.
+                try:
+                    return open_envelope(envelope)
+                except BerError:
+                    self.counters.matched -= 1
+                    self.counters.malformed += 1
+                    raise RequestTimeout(garbled=True) from None
             self.counters.timeouts += 1
             raise RequestTimeout(pending.garbled)
         finally:
@@ -218,7 +229,7 @@ class V2cTransport:
         if self._tap is not None:
             self._tap(data, peer)
         try:
-            response = decode_response(data)
+            response = decode_envelope(data)
         except BerError:
             counters.malformed += 1
             for waiting in self._pending.values():
@@ -241,6 +252,6 @@ class _Expired(Exception):
     pass
 
 
-def _expire(future: asyncio.Future[Response]) -> None:
-    if not future.done():
-        future.set_exception(_Expired())
+def _expire(pending: _Pending) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(_Expired())

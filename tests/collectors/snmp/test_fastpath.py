@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from collectors.snmp import SnmpClient, SnmpCredentials, SnmpTarget
+import pytest
+
+from collectors.snmp import SnmpClient, SnmpCredentials, SnmpError, SnmpTarget
 from collectors.snmp.v2c import V2cTransport
 from tests.collectors.snmp.fakeagent import parse_request, response, tlv
 from tests.collectors.snmp.netsnmp import snmpbulkwalk
@@ -150,6 +152,30 @@ async def test_a_lost_request_is_retried_with_the_same_request_id() -> None:
     assert got[SYS_NAME].value == b"second try"
     assert len(seen) == 2 and seen[0] == seen[1]
     assert transport.counters.retries == 1
+
+
+async def test_an_answer_to_the_request_with_unreadable_varbinds_ends_it_as_protocol_at_once() -> None:
+    """The varbinds are decoded when the request runs again: if they are unreadable, the agent did
+    answer this request (id, address, community match), so it fails then, without a retry."""
+
+    def reply(request_id: int, community: bytes, oids: list[str]) -> list[tuple[str, bytes]]:
+        return [("agent", response(request_id, community, [(SYS_NAME, tlv(0x49, b"\x01\x02"))]))]
+
+    transport = V2cTransport()
+    async with scripted_agent(reply) as (port, seen), SnmpClient(v2c_transport=transport) as client:
+        target = SnmpTarget(
+            "127.0.0.1", SnmpCredentials.v2c("unread-c0mmunity"), port=port, timeout=2.0, retries=2
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(SnmpError) as caught:
+            await client.get(target, [SYS_NAME])
+        elapsed = loop.time() - started
+    assert caught.value.reason == "protocol"
+    assert elapsed < 1.0, "no wait for a timeout: the answer came and was unreadable"
+    assert len(seen) == 1 and transport.counters.retries == 0
+    counters = transport.counters
+    assert (counters.malformed, counters.matched) == (1, 0)
 
 
 async def _most_waiting_at_once(client: SnmpClient, requests: int) -> int:

@@ -6,7 +6,13 @@ Run as root from the repository root::
 
 Targets are 127.1.x.y (loopback answers the whole 127.0.0.0/8): no packet leaves the machine.
 Prints wall and CPU seconds, the median RTT each tool reports, replies received, and the ratios
-netwatch/fping and netwatch/blackbox. blackbox_exporter (Debian's prometheus-blackbox-exporter, on
+netwatch/fping and netwatch/blackbox.
+
+``--sustained SECONDS`` measures the daemon's steady load instead: every target polled in rounds of
+``--probes`` every ``--interval`` seconds, ``--round-spacing`` apart, rounds spread evenly over the
+interval (as the scheduler spreads them). netwatch's engine runs it twice, with its 10 ms timer ticks
+and with a wake-up per event; fping runs the same probe rate (each target every interval / probes,
+sends spread by ``-i``). Prints each one's share of a core and replies received. blackbox_exporter (Debian's prometheus-blackbox-exporter, on
 127.0.0.1) is driven as Prometheus drives it: one ``/probe?module=icmp`` request per target and probe
 (its icmp prober sends one echo per request), 200 requests in flight; its CPU is the exporter
 process's own. Every run is bounded and the script exits by itself.
@@ -187,6 +193,122 @@ def run_blackbox(targets: list[str], probes: int, spacing: float, timeout: float
     return Run("blackbox", wall, cpu, rtts, probes * len(targets))
 
 
+@dataclass(frozen=True)
+class Sustained:
+    """One tool's steady load: CPU share of one core and probes sent per second over the measured
+    window, and every probe sent and answered in the run."""
+
+    tool: str
+    cpu_share: float
+    rate: float
+    sent: int
+    received: int
+
+    @property
+    def cpu_per_probe(self) -> float:
+        """CPU seconds per probe sent (the fair comparison when a tool falls short of the rate)."""
+        return self.cpu_share / self.rate if self.rate else float("nan")
+
+
+async def sustained_netwatch(
+    targets: list[str], seconds: float, interval: float, probes: int, spacing: float, tick: float
+) -> Sustained:
+    """Rounds of every target every ``interval``, spread evenly, with the engine's ticks set to ``tick``."""
+    import collectors.icmp as engine_module
+
+    saved, engine_module.TICK = engine_module.TICK, tick
+    loop = asyncio.get_running_loop()
+    counts = [0, 0]
+
+    def done(result: engine_module.RoundResult) -> None:
+        counts[0] += result.sent
+        counts[1] += result.received
+
+    try:
+        async with await IcmpEngine.open() as engine:
+            begin = loop.time() + 0.2
+            end = begin + seconds
+
+            def fire(address: str, at: float) -> None:
+                if at < end:
+                    engine.start_round(
+                        address, probes=probes, probe_spacing=spacing, timeout=spacing, on_done=done
+                    )
+                    loop.call_at(at + interval, fire, address, at + interval)
+
+            for i, address in enumerate(targets):
+                at = begin + interval * i / len(targets)
+                loop.call_at(at, fire, address, at)
+            await asyncio.sleep(0.2 + interval)  # the first interval fills the pipeline
+            cpu, wall, sent = time.process_time(), time.monotonic(), counts[0]
+            await asyncio.sleep(max(0.0, seconds - interval))
+            window = time.monotonic() - wall
+            share = (time.process_time() - cpu) / window
+            rate = (counts[0] - sent) / window  # counted as rounds end: the window's rounds, shifted
+            await asyncio.sleep(probes * spacing + 0.5)
+    finally:
+        engine_module.TICK = saved
+    return Sustained(f"netwatch tick {tick * 1000:g} ms", share, rate, counts[0], counts[1])
+
+
+def sustained_fping(targets: list[str], seconds: float, interval: float, probes: int) -> Sustained:
+    """fping at the same probe rate: each target every interval / probes seconds (count mode, quiet:
+    its loop mode prints every reply even with ``-q``), stopped by SIGINT once measured."""
+    period_ms = interval / probes * 1000
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+        listing.write("\n".join(targets) + "\n")
+        listing.flush()
+        command = [
+            "fping", "-c", str(int(seconds * 1000 / period_ms) + 10), "-q", "-p", f"{period_ms:g}",
+            "-i", f"{period_ms / len(targets):.3f}", "-t", "1000", "-f", listing.name,
+        ]  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        try:
+            time.sleep(interval)
+            cpu, wall = _proc_cpu(proc.pid), time.monotonic()
+            time.sleep(max(0.0, seconds - interval))
+            share = (_proc_cpu(proc.pid) - cpu) / (time.monotonic() - wall)
+        finally:
+            proc.send_signal(2)  # SIGINT: fping prints its per-target summary and exits
+            ran = time.monotonic() - started
+            _, summary = proc.communicate(timeout=30)
+    sent = received = 0
+    for line in summary.splitlines():
+        # "127.1.0.1 : xmt/rcv/%loss = 50/50/0%, min/avg/max = ..."
+        _, sep, figures = line.partition("xmt/rcv/%loss = ")
+        if sep:
+            xmt, rcv, _loss = figures.split(",")[0].split("/")
+            sent, received = sent + int(xmt), received + int(rcv)
+    return Sustained("fping", share, sent / ran, sent, received)  # its rate over the whole run
+
+
+def run_sustained(targets: list[str], seconds: float, interval: float, probes: int, spacing: float) -> None:
+    """The daemon's steady load through each tool in turn, side by side."""
+    rows = [
+        asyncio.run(sustained_netwatch(targets, seconds, interval, probes, spacing, 0.01)),
+        asyncio.run(sustained_netwatch(targets, seconds, interval, probes, spacing, 1e-9)),
+        sustained_fping(targets, seconds, interval, probes),
+    ]
+    rate = len(targets) * probes / interval
+    print(
+        f"{len(targets)} loopback targets, rounds of {probes} probes {spacing * 1000:g} ms apart every"
+        f" {interval:g} s, spread over the interval ({rate:,.0f} probes/s), {seconds:g} s"
+    )
+    print(f"{'tool':<22} {'% of a core':>12} {'probes/s':>9} {'µs CPU/probe':>13} {'replies':>16}")
+    for row in rows:
+        print(
+            f"{row.tool:<22} {100 * row.cpu_share:>12.1f} {row.rate:>9,.0f} {row.cpu_per_probe * 1e6:>13.1f}"
+            f" {f'{row.received}/{row.sent}':>16}"
+        )
+    ticked, unticked, fping = rows
+    print(
+        f"RESULT icmp_sustained targets={len(targets)} cpu_share={ticked.cpu_share:.3f}"
+        f" per_probe_vs_no_tick={ticked.cpu_per_probe / unticked.cpu_per_probe:.2f}"
+        f" per_probe_vs_fping={ticked.cpu_per_probe / fping.cpu_per_probe:.2f}"
+    )
+
+
 def summarize(runs: list[Run]) -> Run:
     """The median of each figure over repeated runs of one tool."""
     return Run(
@@ -208,6 +330,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool (medians are reported)")
     parser.add_argument("--no-icmplib", action="store_true", help="skip icmplib (slow at high concurrency)")
     parser.add_argument("--no-blackbox", action="store_true", help="skip prometheus-blackbox-exporter")
+    parser.add_argument(
+        "--sustained", type=float, metavar="SECONDS", help="measure the steady load for SECONDS instead"
+    )
+    parser.add_argument("--interval", type=float, default=10.0, help="--sustained: seconds between rounds")
+    parser.add_argument(
+        "--round-spacing", type=float, default=1.0, help="--sustained: seconds between a round's probes"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("run as root: fping, icmplib and the engine all use raw sockets here")
@@ -217,6 +346,11 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.targets + 256)), hard))
 
     targets = addresses(args.targets)
+    if args.sustained is not None:
+        if not args.interval * 2 <= args.sustained <= 600:
+            parser.error("--sustained must be at least two intervals and at most 600 seconds")
+        run_sustained(targets, args.sustained, args.interval, args.probes, args.round_spacing)
+        return 0
     shape = (targets, args.probes, args.spacing, args.timeout)
     results: dict[str, list[Run]] = {"netwatch": [], "fping": [], "blackbox": [], "icmplib": []}
     for _ in range(args.repeat):

@@ -6,7 +6,8 @@ Run as root from the repository root (ICMP raw sockets, network namespaces, a th
 
 Runs, one after another (never two at once: they would measure each other):
 - ``icmp_round.py`` at 1,000 and 10,000 loopback targets × 5 probes: netwatch vs fping -C 5 and
-  prometheus-blackbox-exporter's icmp module;
+  prometheus-blackbox-exporter's icmp module; and the daemon's steady ICMP load (10,000 targets
+  in spread rounds, 5,000 probes/s) with and without the engine's timer ticks vs fping;
 - ``snmp_walk.py``: ifTable+ifXTable of 500- and 5,000-interface agents and 100 agents at once:
   netwatch vs snmpbulkwalk, prometheus-snmp-exporter and plain pysnmp;
 - ``storage_write.py``: rows/s through the batched writer on SQLite and PostgreSQL vs executemany;
@@ -37,6 +38,7 @@ def plan(quick: bool) -> list[tuple[str, list[str], int]]:
     if quick:
         return [
             ("icmp_1000", ["icmp_round.py", "--targets", "200", "--repeat", "1", "--no-icmplib"], 300),
+            ("icmp_sustained", ["icmp_round.py", "--targets", "500", "--sustained", "20"], 300),
             ("snmp", ["snmp_walk.py", "--sizes", "500", "--agents", "10", "--repeat", "1"], 900),
             ("storage", ["storage_write.py", "--rows", "20000", "--postgres"], 600),
             ("exposition", ["exposition.py", "--devices", "20", "--interfaces", "50", "--repeat", "2"], 300),
@@ -62,6 +64,7 @@ def plan(quick: bool) -> list[tuple[str, list[str], int]]:
     return [
         ("icmp_1000", ["icmp_round.py", "--targets", "1000", "--repeat", "3", "--no-icmplib"], 900),
         ("icmp_10000", ["icmp_round.py", "--targets", "10000", "--repeat", "1", "--no-icmplib"], 1800),
+        ("icmp_sustained", ["icmp_round.py", "--targets", "10000", "--sustained", "40"], 600),
         ("snmp", ["snmp_walk.py", "--sizes", "500,5000", "--agents", "100", "--repeat", "2"], 2400),
         ("storage", ["storage_write.py", "--rows", "200000", "--postgres"], 1800),
         ("exposition", ["exposition.py", "--devices", "200", "--interfaces", "50", "--repeat", "5"], 900),

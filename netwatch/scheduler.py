@@ -51,8 +51,9 @@ at most 0.5 ms/s, so only a step gets there)."""
 _TIMER_TOLERANCE = 1e-6
 TICK = 0.01
 """Seconds of the timer's ticks: runs due within one tick start together, up to a tick late. At
-province scale 1,100 runs a second fall due at distinct times; a loop wake-up for each cost more than
-starting the run (with the ICMP engine's own ticks, 15 % of its CPU)."""
+province scale 1,100 runs a second fall due at distinct times, and a loop wake-up for each costs
+about as much as firing the run: with 10 ms ticks, 39 µs of CPU per fire against 60 µs, lag 6 ms
+at the median and 12 ms at p99 (``benchmarks/scheduler_fire.py``, 3,000 runs a second)."""
 
 
 def grid_offset(key: str, interval: float) -> float:

@@ -363,6 +363,10 @@ class SnmpClient:
             if status:
                 raise walker.error("agent", f"agent answered error-status {status}")
             walker.take(rows)
+            # Not kept while the next answer is awaited: at province scale thousands of walks wait at
+            # once, and their last answers' varbinds (three objects each) were most of what every
+            # young garbage collection scanned.
+            del rows
         return walker.results
 
     # -- plumbing -------------------------------------------------------------------------------

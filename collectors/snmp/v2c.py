@@ -3,7 +3,8 @@
 Every v2c target of a client shares one socket (per address family) with a large receive buffer: 200
 walks in flight overflow the default buffer and fake timeouts. Replies are matched by request-id, then
 checked for the address and port asked and for the community sent; anything else is dropped and counted
-in :class:`Counters`. Requests time out and retry on their own clock (``call_later``), never with a task
+in :class:`Counters`. A matched reply's varbinds are decoded when its request runs again, not as the
+socket is read; if they are unreadable, the request ends there (counted ``malformed``, not ``matched``). Requests time out and retry on their own clock (``call_later``), never with a task
 per request. The socket is read until it is empty on each wakeup, not one datagram per loop turn.
 """
 

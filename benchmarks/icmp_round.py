@@ -6,16 +6,18 @@ Run as root from the repository root::
 
 Targets are 127.1.x.y (loopback answers the whole 127.0.0.0/8): no packet leaves the machine.
 Prints wall and CPU seconds, the median RTT each tool reports, replies received, and the ratios
-netwatch/fping and netwatch/blackbox.
-
-``--sustained SECONDS`` measures the daemon's steady load instead: every target polled in rounds of
-``--probes`` every ``--interval`` seconds, ``--round-spacing`` apart, rounds spread evenly over the
-interval (as the scheduler spreads them). netwatch's engine runs it twice, with its 10 ms timer ticks
-and with a wake-up per event; fping runs the same probe rate (each target every interval / probes,
-sends spread by ``-i``). Prints each one's share of a core and replies received. blackbox_exporter (Debian's prometheus-blackbox-exporter, on
+netwatch/fping and netwatch/blackbox. blackbox_exporter (Debian's prometheus-blackbox-exporter, on
 127.0.0.1) is driven as Prometheus drives it: one ``/probe?module=icmp`` request per target and probe
 (its icmp prober sends one echo per request), 200 requests in flight; its CPU is the exporter
-process's own. Every run is bounded and the script exits by itself.
+process's own.
+
+``--sustained SECONDS`` measures the daemon's steady load instead: every target polled in rounds of
+``--probes`` every ``--interval`` seconds, ``--round-spacing`` apart (each probe waiting as long for
+its reply), rounds spread evenly over the interval as the scheduler spreads them. netwatch's engine
+runs it twice, with its 10 ms timer ticks and with a wake-up per event; fping runs the same probe
+rate (each target every interval / probes, sends spread by ``-i``). Prints each one's share of a
+core, probes sent per second, CPU per probe and replies received. Every run is bounded and the
+script exits by itself.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collectors.icmp import IcmpEngine
+from collectors.icmp import TICK, IcmpEngine, RoundResult
 
 
 @dataclass(frozen=True)
@@ -213,42 +215,38 @@ class Sustained:
 async def sustained_netwatch(
     targets: list[str], seconds: float, interval: float, probes: int, spacing: float, tick: float
 ) -> Sustained:
-    """Rounds of every target every ``interval``, spread evenly, with the engine's ticks set to ``tick``."""
-    import collectors.icmp as engine_module
-
-    saved, engine_module.TICK = engine_module.TICK, tick
+    """Rounds of every target every ``interval``, spread evenly, each probe waiting up to ``spacing``
+    for its reply; the engine wakes on ``tick`` (0: for every event)."""
     loop = asyncio.get_running_loop()
     counts = [0, 0]
 
-    def done(result: engine_module.RoundResult) -> None:
+    def done(result: RoundResult) -> None:
         counts[0] += result.sent
         counts[1] += result.received
 
-    try:
-        async with await IcmpEngine.open() as engine:
-            begin = loop.time() + 0.2
-            end = begin + seconds
+    async with await IcmpEngine.open(tick=tick) as engine:
+        begin = loop.time() + 0.2
+        end = begin + seconds
 
-            def fire(address: str, at: float) -> None:
-                if at < end:
-                    engine.start_round(
-                        address, probes=probes, probe_spacing=spacing, timeout=spacing, on_done=done
-                    )
-                    loop.call_at(at + interval, fire, address, at + interval)
+        def fire(address: str, at: float) -> None:
+            if at < end:
+                engine.start_round(
+                    address, probes=probes, probe_spacing=spacing, timeout=spacing, on_done=done
+                )
+                loop.call_at(at + interval, fire, address, at + interval)
 
-            for i, address in enumerate(targets):
-                at = begin + interval * i / len(targets)
-                loop.call_at(at, fire, address, at)
-            await asyncio.sleep(0.2 + interval)  # the first interval fills the pipeline
-            cpu, wall, sent = time.process_time(), time.monotonic(), counts[0]
-            await asyncio.sleep(max(0.0, seconds - interval))
-            window = time.monotonic() - wall
-            share = (time.process_time() - cpu) / window
-            rate = (counts[0] - sent) / window  # counted as rounds end: the window's rounds, shifted
-            await asyncio.sleep(probes * spacing + 0.5)
-    finally:
-        engine_module.TICK = saved
-    return Sustained(f"netwatch tick {tick * 1000:g} ms", share, rate, counts[0], counts[1])
+        for i, address in enumerate(targets):
+            at = begin + interval * i / len(targets)
+            loop.call_at(at, fire, address, at)
+        await asyncio.sleep(0.2 + interval)  # the first interval fills the pipeline
+        cpu, wall, sent = time.process_time(), time.monotonic(), counts[0]
+        await asyncio.sleep(max(0.0, seconds - interval))
+        window = time.monotonic() - wall
+        share = (time.process_time() - cpu) / window
+        rate = (counts[0] - sent) / window  # counted as rounds end: the window's rounds, shifted
+        await asyncio.sleep(probes * spacing + 0.5)
+    name = f"netwatch, {tick * 1000:g} ms ticks" if tick else "netwatch, no ticks"
+    return Sustained(name, share, rate, counts[0], counts[1])
 
 
 def sustained_fping(targets: list[str], seconds: float, interval: float, probes: int) -> Sustained:
@@ -286,8 +284,8 @@ def sustained_fping(targets: list[str], seconds: float, interval: float, probes:
 def run_sustained(targets: list[str], seconds: float, interval: float, probes: int, spacing: float) -> None:
     """The daemon's steady load through each tool in turn, side by side."""
     rows = [
-        asyncio.run(sustained_netwatch(targets, seconds, interval, probes, spacing, 0.01)),
-        asyncio.run(sustained_netwatch(targets, seconds, interval, probes, spacing, 1e-9)),
+        asyncio.run(sustained_netwatch(targets, seconds, interval, probes, spacing, TICK)),
+        asyncio.run(sustained_netwatch(targets, seconds, interval, probes, spacing, 0)),
         sustained_fping(targets, seconds, interval, probes),
     ]
     rate = len(targets) * probes / interval

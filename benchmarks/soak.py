@@ -456,8 +456,8 @@ def main() -> int:
     expected_icmp = icmp_targets * 60 // ICMP_INTERVAL
     expected_snmp = args.devices * 60 // SNMP_INTERVAL
     print(f"\nsoak: {args.devices} SNMP devices × {args.interfaces} interfaces "
-          f"({args.devices * args.interfaces:,} interfaces, 60 s), {args.devices + args.icmp_only:,} ICMP targets "
-          f"(10 s rounds × 5 probes), {args.minutes:g} min")  # fmt: skip
+          f"({args.devices * args.interfaces:,} interfaces, {SNMP_INTERVAL} s), {icmp_targets:,} ICMP targets "
+          f"({ICMP_INTERVAL} s rounds × 5 probes), {args.minutes:g} min")  # fmt: skip
     warm_children = [p for p in children if p[0] >= args.warmup] or children
     child_share = (warm_children[-1][1] - warm_children[0][1]) / max(
         warm_children[-1][0] - warm_children[0][0], 1e-9

@@ -342,8 +342,11 @@ def _numeric_address(address: str) -> tuple[int, str, bytes] | None:
 class IcmpEngine:
     """Shared ICMP echo engine: open once, run many concurrent rounds, close at the end."""
 
-    def __init__(self, *, privileged: bool, socket_factory: SocketFactory = open_socket) -> None:
+    def __init__(
+        self, *, privileged: bool, socket_factory: SocketFactory = open_socket, tick: float = TICK
+    ) -> None:
         self._privileged = privileged
+        self._tick = tick
         self._factory = socket_factory
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_ns = 0  # wall-clock time of the last socket read, for the skew estimate
@@ -360,12 +363,19 @@ class IcmpEngine:
 
     @classmethod
     async def open(
-        cls, *, privileged: bool | None = None, socket_factory: SocketFactory = open_socket
+        cls,
+        *,
+        privileged: bool | None = None,
+        socket_factory: SocketFactory = open_socket,
+        tick: float = TICK,
     ) -> Self:
-        """Open the IPv4 socket (raw if allowed, else datagram); raise IcmpPermissionError if neither."""
+        """Open the IPv4 socket (raw if allowed, else datagram); raise IcmpPermissionError if neither.
+
+        ``tick``: seconds between the engine's timer wake-ups (:data:`TICK`); 0 wakes up for every event.
+        """
         failures: list[str] = []
         for choice in (True, False) if privileged is None else (privileged,):
-            engine = cls(privileged=choice, socket_factory=socket_factory)
+            engine = cls(privileged=choice, socket_factory=socket_factory, tick=tick)
             try:
                 engine._family(socket.AF_INET)
             except PermissionError as exc:
@@ -533,16 +543,21 @@ class IcmpEngine:
     def _at(self, rnd: _Round, delay: float, event: int) -> None:
         """Schedule probe ``event`` of ``rnd`` (or its expiry) ``delay`` seconds after its start
         on the engine's one timeline, woken by one loop timer: a loop timer per probe costs more
-        CPU than sending the probe. Wake-ups fall on ``TICK`` boundaries, so one serves every event
+        CPU than sending the probe. Wake-ups fall on tick boundaries, so one serves every event
         due within the tick."""
         self._timeline.push(delay, event, rnd)
-        wake = math.ceil((rnd.start + delay) / TICK) * TICK
+        wake = self._on_tick(rnd.start + delay)
         if wake < self._wakeup_at:
             if self._wakeup is not None:
                 self._wakeup.cancel()
             assert self._loop is not None
             self._wakeup = self._loop.call_at(wake, self._run_timeline)
             self._wakeup_at = wake
+
+    def _on_tick(self, when: float) -> float:
+        """The first tick boundary at or after ``when`` (``when`` itself without ticks)."""
+        tick = self._tick
+        return math.ceil(when / tick) * tick if tick > 0 else when
 
     def _run_timeline(self) -> None:
         assert self._loop is not None
@@ -571,7 +586,7 @@ class IcmpEngine:
             # a bug in one send must not stop every other round's clock
             first = timeline.first()
             if first < math.inf and not self._closed:
-                self._wakeup_at = wake = math.ceil(first / TICK) * TICK
+                self._wakeup_at = wake = self._on_tick(first)
                 self._wakeup = self._loop.call_at(wake, self._run_timeline)
 
     async def _resolve(self, address: str, timeout: float) -> tuple[int, str, bytes] | RoundResult:

@@ -102,8 +102,10 @@ class PollScheduler:
         on_misfire: Callable[[str], None] | None = None,
         on_clock_step: Callable[[float], None] | None = None,
         start: StartFn | None = None,
+        tick: float = TICK,
     ) -> None:
         self._run = run
+        self._tick = tick  # 0: a wake-up for every due run
         self._start = start
         self._started: set[str] = set()  # keys of runs in flight through ``start``
         self._on_misfire = on_misfire
@@ -226,7 +228,8 @@ class PollScheduler:
     def _arm(self) -> None:
         if not self._heap or self._loop is None:
             return
-        wake = math.ceil(self._heap[0][0] / TICK) * TICK
+        first, tick = self._heap[0][0], self._tick
+        wake = math.ceil(first / tick) * tick if tick > 0 else first
         if wake >= self._timer_at:
             return
         if self._timer is not None:

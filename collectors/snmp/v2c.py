@@ -150,11 +150,12 @@ class V2cTransport:
                 # (id, address and community match): unreadable varbinds end it, as a try again
                 # would be answered the same.
                 try:
-                    return open_envelope(envelope)
+                    response = open_envelope(envelope)
                 except BerError:
-                    self.counters.matched -= 1
                     self.counters.malformed += 1
                     raise RequestTimeout(garbled=True) from None
+                self.counters.matched += 1
+                return response
             self.counters.timeouts += 1
             raise RequestTimeout(pending.garbled)
         finally:
@@ -245,8 +246,7 @@ class V2cTransport:
         elif pending.community != response.community:
             counters.wrong_community += 1
         else:
-            counters.matched += 1
-            pending.future.set_result(response)
+            pending.future.set_result(response)  # counted matched once its varbinds are read
 
 
 class _Expired(Exception):

@@ -5,7 +5,9 @@ table in one multi-column walk. Static columns (labels such as ifName/ifAlias/if
 hrStorageDescr…) are cached per target and re-walked only every ``static_refresh_seconds``, when
 sysUpTime goes back (a reboot renumbers interfaces) or when a walk shows rows the cache does not
 know. Where the interface filter keeps a small part of a big table, the kept rows are read with GET
-instead of walking the table.
+instead of walking the table. Columns that are only a later source (ifInOctets behind ifHCInOctets,
+ifSpeed behind ifHighSpeed) are read on the first poll after each static refresh and then skipped
+while the first sources answer every row; a poll that finds a row needing one reads it at once.
 
 Failure is a value: an :class:`SnmpError` becomes ``CollectResult.failed(reason, message)`` with
 reason ``timeout``, ``auth``, ``protocol``, ``loop``, ``too_many_rows`` or ``agent`` (and whatever
@@ -26,6 +28,7 @@ profile's tables just yields nothing for them.
   rate divides by the time between readings, not between poll ends.
 - ``info``: ``{"sysname", "sysdescr", "sysobjectid"}`` labels for the device's info series.
 - ``static_refreshed``: whether this poll re-walked the static columns.
+- ``skipped_columns``: how many fallback columns this poll did not read (see above).
 - ``decode_problems``: how many values were of the wrong type and skipped; ``decode_messages`` a few.
 """
 
@@ -47,6 +50,7 @@ from collectors.snmp.decode import (
     LabelMemo,
     decode,
     dynamic_columns,
+    fallback_columns,
     scalar_oids,
     selected_rows,
     static_columns,
@@ -191,6 +195,9 @@ class _StaticCache:
     uptime_ticks: int | None
     labels: LabelMemo = field(default_factory=dict)
     """Row labels decoded from ``columns``: computed on the first poll after a refresh, then reused."""
+    skip: frozenset[str] = frozenset()
+    """Fallback columns the last complete poll did not need: not read until one is (a third of the
+    interface counters' varbinds on a device with 64-bit counters)."""
 
 
 @dataclass(slots=True)
@@ -284,16 +291,26 @@ class _Poll:
         found = scalars.get(SYS_UPTIME)
         uptime = found.value if found is not None and isinstance(found.value, int) else None
         static = await self._static(uptime)
+        cached = self.cache.get(self.key)
+        skip = cached.skip if cached is not None and cached.columns is static else frozenset()
         walk_started = time.monotonic()
-        dynamic = await self._dynamic(static)
+        dynamic = await self._dynamic(static, skip)
         # Counters were read during the walk, not when the poll (with its static refresh) ended.
         sample_monotonic = (walk_started + time.monotonic()) / 2
         if self._new_rows(static, dynamic):
             static = await self._static(uptime, force=True)
-        columns = {**static, **dynamic}
         cached = self.cache.get(self.key)
         memo = cached.labels if cached is not None and cached.columns is static else None
-        decoded = decode(self.profiles, scalars, columns, self.filter, label_memo=memo)
+        decoded = decode(self.profiles, scalars, {**static, **dynamic}, self.filter, label_memo=memo)
+        needed = decoded.fallbacks & skip
+        if needed:
+            # A row's first source gave nothing (a new interface without 64-bit counters, a speed
+            # gone to 0): read what was skipped now rather than leave the series out of this poll.
+            dynamic.update(await self._dynamic(static, frozenset(), only=needed))
+            skip -= needed
+            decoded = decode(self.profiles, scalars, {**static, **dynamic}, self.filter, label_memo=memo)
+        if cached is not None and cached.columns is static and not self.errors:
+            cached.skip = self._fallbacks() - decoded.fallbacks
         details = {
             "counter_bits": dict(decoded.counter_bits),
             "counter_scale": dict(decoded.counter_scale),
@@ -302,6 +319,7 @@ class _Poll:
             "discontinuity": dict(decoded.discontinuity),
             "info": dict(decoded.info),
             "static_refreshed": self.refreshed,
+            "skipped_columns": len(skip),
             "decode_problems": decoded.problem_count,
             "decode_messages": decoded.problems,
         }
@@ -335,12 +353,27 @@ class _Poll:
         self.refreshed = True
         return columns
 
-    async def _dynamic(self, static: Mapping[str, Mapping[str, Value]]) -> dict[str, dict[str, Value]]:
+    def _fallbacks(self) -> frozenset[str]:
+        return frozenset().union(*(fallback_columns(t) for t in self.tables))
+
+    async def _dynamic(
+        self,
+        static: Mapping[str, Mapping[str, Value]],
+        skip: frozenset[str],
+        only: frozenset[str] | None = None,
+    ) -> dict[str, dict[str, Value]]:
+        """Read the dynamic columns but ``skip`` (or just those in ``only``): walked, or GET for the
+        few rows a filter keeps of a big table."""
         walk: set[str] = set()
         gets: list[str] = []
+        got_columns: list[str] = []
         known_rows = 0
         for table in self.tables:
-            columns = dynamic_columns(table)
+            columns = dynamic_columns(table) - skip
+            if only is not None:
+                columns &= only
+            if not columns:
+                continue
             rows = selected_rows(table, static, self.filter)
             total = len({r for c in static_columns(table) for r in static.get(c, {})})
             if (
@@ -349,6 +382,7 @@ class _Poll:
                 and len(rows) * len(columns) <= _GET_MAX_VARBINDS
             ):
                 gets += [f"{c}.{r}" for c in sorted(columns) for r in sorted(rows)]
+                got_columns += columns
             else:
                 walk |= columns
                 known_rows = max(known_rows, total)
@@ -359,13 +393,12 @@ class _Poll:
             except SnmpError as exc:
                 self.errors.append(exc)
                 got = {}
-            for table in self.tables:
-                for column in dynamic_columns(table):
-                    into = result.setdefault(column, {})
-                    start = column + "."
-                    for oid, value in got.items():
-                        if oid.startswith(start):
-                            into[oid[len(start) :]] = value
+            for column in got_columns:
+                into = result.setdefault(column, {})
+                start = column + "."
+                for oid, value in got.items():
+                    if oid.startswith(start):
+                        into[oid[len(start) :]] = value
         return result
 
     async def _walk(self, columns: list[str], known_rows: int = 0) -> dict[str, dict[str, Value]]:

@@ -26,6 +26,7 @@ __all__ = [
     "SeriesKey",
     "decode",
     "dynamic_columns",
+    "fallback_columns",
     "label_text",
     "scalar_oids",
     "selected_rows",
@@ -80,6 +81,8 @@ class Decoded:
     discontinuity: Mapping[SeriesKey, int] = field(default_factory=dict)
     problem_count: int = 0
     problems: tuple[str, ...] = ()
+    fallbacks: frozenset[str] = frozenset()
+    """Columns looked at as a later source for some row (its first source had no usable value)."""
 
 
 def scalar_oids(profile: Profile) -> set[str]:
@@ -98,6 +101,12 @@ def static_columns(table: TableSpec) -> set[str]:
 def dynamic_columns(table: TableSpec) -> set[str]:
     """Columns read on every poll (values, oper status, discontinuity time)."""
     return set(_plan(table).dynamic)
+
+
+def fallback_columns(table: TableSpec) -> frozenset[str]:
+    """Dynamic columns read only as a later source of some metric (ifInOctets behind ifHCInOctets,
+    ifSpeed behind ifHighSpeed): a device whose first sources answer every row never needs them."""
+    return _plan(table).fallback
 
 
 def _static_columns(table: TableSpec) -> frozenset[str]:
@@ -145,6 +154,7 @@ class _TablePlan:
     value_oids: tuple[str, ...]
     static: frozenset[str]
     dynamic: frozenset[str]
+    fallback: frozenset[str]
 
 
 # By id(): specs are frozen pydantic models holding lists, so not hashable. The spec is kept beside
@@ -158,6 +168,12 @@ def _plan(table: TableSpec) -> _TablePlan:
     if hit is not None and hit[0] is table:
         return hit[1]
     static = _static_columns(table)
+    dynamic = _dynamic_columns(table, static)
+    needed = {m.sources[0].oid for m in table.metrics}
+    if table.interface_filter is not None and table.interface_filter.oper_status:
+        needed.add(table.interface_filter.oper_status)
+    if table.discontinuity:
+        needed.add(table.discontinuity)
     plan = _TablePlan(
         labels=tuple((name, tuple(spec.oids), spec.index) for name, spec in table.labels.items()),
         metrics=tuple(
@@ -171,7 +187,8 @@ def _plan(table: TableSpec) -> _TablePlan:
         ),
         value_oids=tuple(dict.fromkeys(s.oid for m in table.metrics for s in m.sources)),
         static=static,
-        dynamic=_dynamic_columns(table, static),
+        dynamic=dynamic,
+        fallback=dynamic - needed,
     )
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
@@ -237,6 +254,7 @@ class _Builder:
         self.discontinuity: dict[SeriesKey, int] = {}
         self.problem_count = 0
         self.problems: list[str] = []
+        self.fallbacks: set[str] = set()
 
     def problem(self, text: str) -> None:
         self.problem_count += 1
@@ -311,6 +329,7 @@ def decode(
         discontinuity=out.discontinuity,
         problem_count=out.problem_count,
         problems=tuple(out.problems),
+        fallbacks=frozenset(out.fallbacks),
     )
 
 
@@ -401,9 +420,14 @@ def _read(
     """The first source with a usable value in ``row``, scaled; None when none has one.
 
     ``columns`` is None for scalars (no multiplier column to read); ``where`` is only formatted
-    into a text when there is a problem to report.
+    into a text when there is a problem to report. Every source looked at after the first is noted
+    in ``out.fallbacks``, read or not: the collector skips such columns only while none is needed.
     """
+    later = False
     for source, column in cells:
+        if later:
+            out.fallbacks.add(source.oid)
+        later = True
         found = column.get(row)
         if found is None:
             continue

@@ -212,3 +212,74 @@ async def test_counter_driven_by_numeric_variation_moves_modulo_2_32(
     assert second.details["counter_bits"][(b.name, b.labels)] == 32
     moved = (b.value - a.value) % 2**32  # what the rates step computes for a 32-bit counter
     assert 0.5e6 * elapsed < moved < 2e6 * elapsed
+
+
+def _recording(changes: dict[str, str | None]) -> str:
+    """netwatch-counters with OIDs set to ``tag|value`` or, for None, taken out."""
+    lines = {}
+    for line in (OWN_DIR / "netwatch-counters.snmprec").read_text().splitlines():
+        oid, _, rest = line.partition("|")
+        lines[oid] = rest
+    for oid, rest in changes.items():
+        if rest is None:
+            lines.pop(oid, None)
+        else:
+            lines[oid] = rest
+    ordered = sorted(lines, key=lambda oid: tuple(int(arc) for arc in oid.split(".")))
+    return "".join(f"{oid}|{lines[oid]}\n" for oid in ordered)
+
+
+HC_EVERYWHERE = {
+    "1.3.6.1.2.1.2.2.1.10.3": "65|7000",  # a counter now, not a string
+    "1.3.6.1.2.1.31.1.1.1.6.2": "70|600",
+    "1.3.6.1.2.1.31.1.1.1.6.3": "70|700",
+    "1.3.6.1.2.1.31.1.1.1.10.2": "70|800",
+    "1.3.6.1.2.1.31.1.1.1.10.3": "70|900",
+    "1.3.6.1.2.1.31.1.1.1.15.2": "66|100",
+    "1.3.6.1.2.1.31.1.1.1.15.3": "66|2",
+}
+
+
+async def test_fallback_columns_are_skipped_until_a_row_needs_one(
+    sim: SimAgent, resources: SnmpResources
+) -> None:
+    """A device with 64-bit counters and ifHighSpeed on every interface is not asked for ifInOctets,
+    ifOutOctets and ifSpeed every minute; the poll that finds a row without them reads them at once."""
+
+    def octets(result: CollectResult) -> dict[str, tuple[float, int]]:
+        bits = result.details["counter_bits"]
+        return {
+            i: (m.value, bits[(m.name, m.labels)])
+            for i, m in series(result, "if_in_octets", "ifname").items()
+        }
+
+    def speeds(result: CollectResult) -> dict[str, float]:
+        return {i: m.value for i, m in series(result, "if_speed_bps", "ifname").items()}
+
+    try:
+        sim.rewrite("netwatch-counters", _recording(HC_EVERYWHERE))
+        learning = await poll(sim, resources, "netwatch-counters")
+        assert learning.details["skipped_columns"] == 0
+        lean = await poll(sim, resources, "netwatch-counters")
+        assert lean.details["skipped_columns"] == 3  # ifInOctets, ifOutOctets, ifSpeed
+        assert octets(lean) == octets(learning) == {
+            "Gi0/0": (9007199254740000, 64), "Gi0/1": (600, 64), "Se0/0/0": (700, 64)
+        }  # fmt: skip
+        assert speeds(lean) == speeds(learning) == {"Gi0/0": 1e9, "Gi0/1": 1e8, "Se0/0/0": 2e6}
+
+        # Gi0/1 loses its 64-bit counter and Se0/0/0 its ifHighSpeed (a card swapped in the same slot).
+        sim.rewrite(
+            "netwatch-counters",
+            _recording(
+                {**HC_EVERYWHERE, "1.3.6.1.2.1.31.1.1.1.6.2": None, "1.3.6.1.2.1.31.1.1.1.15.3": "66|0"}
+            ),
+        )
+        changed = await poll(sim, resources, "netwatch-counters")
+        assert octets(changed)["Gi0/1"] == (4294966000, 32)  # ifInOctets, read in the same poll
+        assert speeds(changed)["Se0/0/0"] == 2048000  # ifSpeed, likewise
+        assert changed.details["skipped_columns"] == 1  # ifOutOctets: every row still has ifHCOutOctets
+        after = await poll(sim, resources, "netwatch-counters")
+        assert after.details["skipped_columns"] == 1
+        assert octets(after) == octets(changed) and speeds(after) == speeds(changed)
+    finally:
+        sim.rewrite("netwatch-counters", (OWN_DIR / "netwatch-counters.snmprec").read_text())

@@ -616,17 +616,40 @@ class SnmpClient:
 
 
 class _Walk:
-    """The state of one multi-column walk: where each column stands and what it has read."""
+    """The state of one multi-column walk: where each column stands and what it has read.
+
+    What was read is held as plain values (``column → index → int, bytes or str``) and each column's
+    SMI type, and made into :class:`Value`s only when the walk ends. Dicts of plain values are not
+    tracked by the garbage collector: at province scale thousands of walks are in flight, and their
+    ``Value`` tuples were the largest share of what every young collection had to scan.
+    """
 
     def __init__(self, prefixes: Mapping[str, tuple[int, ...]], max_rows: int, endpoint: str) -> None:
         self.prefixes = dict(prefixes)
         self.active = list(prefixes)
         self.last = {c: p for c, p in prefixes.items()}
-        self.results: dict[str, dict[str, Value]] = {c: {} for c in prefixes}
+        self.values: dict[str, dict[str, int | bytes | str]] = {c: {} for c in prefixes}
+        self.types: dict[str, str] = {}
+        """Each column's type: that of its first value."""
+        self.odd_types: dict[str, dict[str, str]] = {}
+        """Rows whose type differs from their column's (rare: a column mixing Counter32 and Null)."""
         self.rows = 0
         self.answered = False
         self.max_rows = max_rows
         self.endpoint = endpoint
+
+    @property
+    def results(self) -> dict[str, dict[str, Value]]:
+        """What was read: column → index suffix → value."""
+        new = tuple.__new__
+        out: dict[str, dict[str, Value]] = {}
+        for column, values in self.values.items():
+            kind = self.types.get(column, "")
+            built = {index: new(Value, (kind, raw)) for index, raw in values.items()}
+            for index, odd in self.odd_types.get(column, {}).items():
+                built[index] = new(Value, (odd, values[index]))
+            out[column] = built
+        return out
 
     def cursors(self) -> list[tuple[int, ...]]:
         """The OID each active column continues from, in request order."""
@@ -643,12 +666,14 @@ class _Walk:
         self.answered = True
         width = len(self.active)
         finished: set[str] = set()
+        types = self.types
         for i, (oid, value) in enumerate(rows):
             column = self.active[i % width]
             if column in finished:
                 continue
             prefix = self.prefixes[column]
-            if value.type == "endOfMibView" or oid[: len(prefix)] != prefix:
+            kind = value.type
+            if kind == "endOfMibView" or oid[: len(prefix)] != prefix:
                 finished.add(column)
                 continue
             if oid <= self.last[column]:
@@ -659,6 +684,10 @@ class _Walk:
             self.rows += 1
             if self.rows > self.max_rows:
                 raise self.error("too_many_rows", f"walk exceeded {self.max_rows} values")
-            if value.type not in ABSENT:
-                self.results[column][_dotted(oid[len(prefix) :])] = value
+            if kind not in ABSENT:
+                index = _dotted(oid[len(prefix) :])
+                self.values[column][index] = value.value
+                first = types.setdefault(column, kind)
+                if kind != first:
+                    self.odd_types.setdefault(column, {})[index] = kind
         self.active = [c for c in self.active if c not in finished]

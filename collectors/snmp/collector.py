@@ -414,7 +414,8 @@ class _Poll:
         except SnmpError as exc:
             self.errors.append(exc)
             walked = {c: dict(v) for c, v in exc.partial.items()}
-        return {c: dict(walked.get(c, {})) for c in columns}
+        # The walk's results are built afresh for this poll: no copy needed.
+        return {c: walked.get(c) or {} for c in columns}
 
     def _new_rows(
         self, static: Mapping[str, Mapping[str, Value]], dynamic: Mapping[str, Mapping[str, Value]]

@@ -114,3 +114,32 @@ async def test_a_table_that_never_ends_stops_at_the_walk_deadline() -> None:
     assert "deadline" in str(error)
     assert error.partial[IF_IN_OCTETS]  # what was read is kept
     assert elapsed < 0.5 + _target(1).budget + 0.5
+
+
+def mixed(request_id: int, community: bytes, oids: list[str]) -> bytes | None:
+    # One answer holds the whole column and the row after it: values of four types and a Null.
+    if oids[0] != IF_IN_OCTETS:
+        return response(request_id, community, [("1.3.6.1.2.1.2.2.1.11.1", _counter(1))])
+    rows = [
+        (f"{IF_IN_OCTETS}.1", _counter(10)),
+        (f"{IF_IN_OCTETS}.2", integer(20, tag=0x42)),  # Gauge32
+        (f"{IF_IN_OCTETS}.3", tlv(0x05, b"")),  # Null: no value here
+        (f"{IF_IN_OCTETS}.4", tlv(0x04, b"n/a")),
+        (f"{IF_IN_OCTETS}.5", _counter(50)),
+        ("1.3.6.1.2.1.2.2.1.11.1", _counter(1)),
+    ]
+    return response(request_id, community, rows)
+
+
+async def test_a_column_of_mixed_types_keeps_each_value_with_its_own_type() -> None:
+    """Walks hold plain values and one type per column while in flight; the odd rows keep theirs."""
+    async with fake_agent(mixed) as (port, _agent), SnmpClient() as client:
+        got = await client.walk(_target(port), [IF_IN_OCTETS])
+    assert got == {
+        IF_IN_OCTETS: {
+            "1": ("Counter32", 10),
+            "2": ("Gauge32", 20),
+            "4": ("OctetString", b"n/a"),
+            "5": ("Counter32", 50),
+        }
+    }

@@ -51,6 +51,11 @@ class CounterBook:
             rate = tracker.rate
             yield key, tracker.total * scale, None if rate is None else rate * scale
 
+    def trackers(self) -> Iterator[tuple[SeriesKey, CounterTracker]]:
+        """Every series with its tracker, unscaled (see :attr:`scales`): the scrape's loop, which
+        reads a million of them and cannot afford a generator step per series."""
+        return cast(Iterator[tuple[SeriesKey, CounterTracker]], self.rates.items())
+
     def scale(self, key: SeriesKey) -> float:
         """The factor from the device's units of ``key`` to the exported ones (1 for most)."""
         return self.scales.get(key, 1.0) if self.scales else 1.0

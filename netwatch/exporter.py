@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from collectors.base import CollectResult
 from netwatch.config.inventory import Site, link_interfaces
-from netwatch.exposition import LabelTexts, SeriesTexts, SteppedRegistry, TextFamily
+from netwatch.exposition import LabelTexts, SeriesTexts, SteppedRegistry, TextFamily, go_float
 from netwatch.gcpolicy import STATS as GC_STATS
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
@@ -162,11 +162,25 @@ class NetwatchCollector(Collector):
                 bps = contracted.get((js.job.target.key, ifname))
                 if bps is not None:
                     families.family("netwatch_if_contracted_bps", "gauge").add(texts[m.labels], bps)
-        for (name, series), total, rate in js.book.scaled():
+        # The loop of a scrape (six counters per interface): trackers read in place and each line
+        # written straight into its family's buffer, no call per sample but go_float.
+        book = js.book
+        scales = book.scales
+        buffers = families.counter_buffers
+        for key, tracker in book.trackers():
+            name, series = key
+            scale = scales.get(key, 1.0) if scales else 1.0
             labels = texts[series]
-            measured(name, "counter").add(labels, total)
-            if rate is not None and name in RATE_METRICS:
-                families.family(RATE_METRICS[name], "gauge").add(labels, rate * 8)
+            out = buffers.get(name)
+            if out is None:
+                out = families.counter_buffer(name)
+            out.text += f"{out.sample}{labels} {go_float(tracker.total * scale)}\n".encode()
+            rate = tracker.rate
+            if rate is not None and out.rate_family is not None:
+                text = out.rate_text
+                if text is None:
+                    text = families.rate_buffer(out)
+                text += f"{out.rate_sample}{labels} {go_float(rate * scale * 8)}\n".encode()
 
     def _contracted_interfaces(self) -> dict[tuple[str, str], float]:
         return {
@@ -358,6 +372,20 @@ def _collector_families() -> Iterator[Metric]:
     yield from (runs, seconds, collected)
 
 
+class _CounterOut:
+    """Where one counter measurement's samples go: its family's buffer and sample name, and for
+    octet counters the bits-per-second family (its buffer made on the first rate, as before)."""
+
+    __slots__ = ("rate_family", "rate_sample", "rate_text", "sample", "text")
+
+    def __init__(self, counters: TextFamily, rate_family: str | None) -> None:
+        self.text = counters.text
+        self.sample = counters.sample_name
+        self.rate_family = rate_family
+        self.rate_text: bytearray | None = None
+        self.rate_sample = ""
+
+
 class _Families:
     """Metric families written sample by sample as text (see netwatch.exposition), in the order
     they are first used."""
@@ -382,6 +410,8 @@ class _Families:
     def __init__(self) -> None:
         self._families: dict[str, TextFamily] = {}
         self._measured: dict[str, TextFamily] = {}
+        self.counter_buffers: dict[str, _CounterOut] = {}
+        """By counter measurement: see :meth:`counter_buffer`."""
 
     def family(self, name: str, kind: str) -> TextFamily:
         """The family ``name``, made on first use; a counter family's samples get ``_total``."""
@@ -402,6 +432,20 @@ class _Families:
         if family is None:
             family = self._measured[measurement] = self.family(f"netwatch_{measurement}", kind)
         return family
+
+    def counter_buffer(self, measurement: str) -> _CounterOut:
+        """Where the samples of counter ``measurement`` go (see :class:`_CounterOut`)."""
+        out = _CounterOut(self.measured(measurement, "counter"), RATE_METRICS.get(measurement))
+        self.counter_buffers[measurement] = out
+        return out
+
+    def rate_buffer(self, out: _CounterOut) -> bytearray:
+        """The bits-per-second buffer of ``out``'s counter, its family made now if not yet."""
+        if out.rate_text is None:
+            assert out.rate_family is not None
+            family = self.family(out.rate_family, "gauge")
+            out.rate_text, out.rate_sample = family.text, family.sample_name
+        return out.rate_text
 
     def all(self) -> list[TextFamily]:
         """Every family built."""

@@ -117,7 +117,11 @@ async def _polled(devices: int, interfaces: int) -> LatestState:
             labels = (("ifindex", str(i)), ("ifname", f"ge-0/0/{i}"), ("ifalias", 'to "TK"\\'))
             out.append(Measurement("if_in_octets", float(polls[target.key] * 10**9 * i), labels, "counter"))
             out.append(Measurement("if_oper_up", 1.0, labels))
-        return CollectResult(True, tuple(out), details={"sample_monotonic": float(polls[target.key] * 60)})
+            # A Brocade-like counter of 4-octet words, reported in octets (the decode scales it).
+            out.append(Measurement("fc_words", float(polls[target.key] * 4000 * i), labels, "counter"))
+        scales = {(m.name, m.labels): 4 for m in out if m.name == "fc_words"}
+        details = {"sample_monotonic": float(polls[target.key] * 60), "counter_scale": scales}
+        return CollectResult(True, tuple(out), details=details)
 
     async def icmp(target: Target, params: CollectorParams, ctx: CollectContext) -> CollectResult:
         return CollectResult(
@@ -174,6 +178,8 @@ async def test_a_scrape_on_the_event_loop_writes_the_same_body_and_lets_polls_ru
     }
     assert samples[("netwatch_if_in_octets_total", "d7", "ge-0/0/3")] == 10**9 * 3, "what netwatch saw grow"
     assert samples[("netwatch_if_in_bps", "d7", "ge-0/0/3")] == 8 * 10**9 * 3 / 60
+    assert samples[("netwatch_fc_words_total", "d7", "ge-0/0/3")] == 4000 * 3, "in octets, not words"
+    assert ("netwatch_fc_words_bps", "d7", "ge-0/0/3") not in samples  # bits per second of octets only
     assert samples[("netwatch_icmp_rtt_seconds", "d7", "avg")] == 0.0021
     assert samples[("netwatch_icmp_packets_sent_total", "d7", None)] == 10
     assert samples[("netwatch_up", "d7", "icmp")] == 1.0

@@ -63,6 +63,8 @@ class CounterBook:
     def apply(self, result: CollectResult, sample_monotonic: float) -> None:
         """Feed every counter of ``result``; series the device no longer reports are forgotten
         after a complete (successful) poll."""
+        if not self.rates and not any(m.kind == "counter" for m in result.measurements):
+            return  # an ICMP round, a thousand a second: nothing to feed, nothing to forget
         details: Mapping[str, Any] = result.details
         bits: Mapping[SeriesKey, int] = details.get("counter_bits", {})
         scales: Mapping[SeriesKey, float] = details.get("counter_scale", {})

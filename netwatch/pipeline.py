@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -38,10 +38,13 @@ def retained(result: CollectResult) -> CollectResult:
     details = result.details
     if not any(key in details for key in _SPENT_DETAILS):
         return result
-    return replace(
-        result,
-        measurements=tuple(m for m in result.measurements if m.kind != "counter"),
-        details={key: value for key, value in details.items() if key not in _SPENT_DETAILS},
+    return CollectResult(
+        result.success,
+        tuple(m for m in result.measurements if m.kind != "counter"),
+        result.error,
+        result.reason,
+        result.duration,
+        {key: value for key, value in details.items() if key not in _SPENT_DETAILS},
     )
 
 
@@ -141,7 +144,7 @@ class Pipeline:
         self, job: Job, result: CollectResult, scheduled_at: datetime, started_at: datetime, started: float
     ) -> PollRecord:
         finished = time.monotonic()
-        result = replace(result, duration=finished - started)
+        result = result.timed(finished - started)
         record = self._record(job, result, scheduled_at, started_at, finished)
         for sink in self._sinks:
             try:

@@ -12,9 +12,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collectors.base import CollectContext, Target
-from collectors.icmp import IcmpEngine, IcmpParams, RoundResult, collect
+from collectors.icmp import IcmpEngine, IcmpParams, RoundResult, collect, round_measurements
 from collectors.icmp_socket import Datagram
 
 Script = Callable[["FakeSocket", bytes, str, int], None]
@@ -452,3 +454,25 @@ async def test_probes_due_within_a_tick_go_out_together_and_never_early(
     # 100 later probes and 50 expiries over ~0.2 s: about one wake-up per tick, not one per event
     span = max(wakes) - min(wakes)
     assert len(wakes) <= span / 0.01 + 5, f"{len(wakes)} wake-ups over {span:.3f} s"
+
+
+@given(
+    sent=st.integers(min_value=0, max_value=20),
+    rtts=st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), max_size=20),
+)
+def test_a_rounds_measurements_are_its_own_figures(sent: int, rtts: list[float]) -> None:
+    """What a poll reports of a round (and /metrics, the database and reports read) is exactly
+    what the round measured: loss, min/avg/max RTT and jitter, and the probe counts."""
+    rtts = rtts[:sent]
+    result = RoundResult("127.0.0.1", sent, len(rtts), tuple(rtts))
+    got = {m.name: (m.value, m.kind, m.labels) for m in round_measurements(result)}
+    figures = {
+        "icmp_loss_ratio": result.loss_ratio,
+        "icmp_rtt_min_seconds": result.min,
+        "icmp_rtt_avg_seconds": result.avg,
+        "icmp_rtt_max_seconds": result.max,
+        "icmp_jitter_seconds": result.jitter,
+    }
+    assert got.pop("icmp_packets_sent") == (sent, "delta", ())
+    assert got.pop("icmp_packets_received") == (len(rtts), "delta", ())
+    assert got == {name: (value, "gauge", ()) for name, value in figures.items() if value is not None}

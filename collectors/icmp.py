@@ -24,7 +24,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Self
 
@@ -237,27 +237,34 @@ class _Timeline:
     start, with no object of its own.
     """
 
-    __slots__ = ("lanes",)
+    __slots__ = ("lanes", "order")
 
     def __init__(self) -> None:
         self.lanes: dict[tuple[float, int], deque[_Round]] = {}
+        self.order: tuple[tuple[float, int], ...] = ()
+        """The lanes' keys, sorted: (delay, event)."""
 
     def push(self, delay: float, event: int, rnd: _Round) -> None:
         """Queue ``event`` (a probe index or ``_EXPIRE``) of ``rnd`` at its start + ``delay``."""
         lane = self.lanes.get((delay, event))
         if lane is None:
             lane = self.lanes[(delay, event)] = deque()
+            self.order = tuple(sorted(self.lanes))
         lane.append(rnd)
 
-    def pop(self, now: float) -> tuple[_Round, int] | None:
-        """The earliest (round, event) due at ``now`` or before, removed; None when nothing is due."""
-        best: deque[_Round] | None = None
-        best_event = 0
-        best_at = now
-        for (delay, event), lane in self.lanes.items():
-            if lane and lane[0].start + delay <= best_at:
-                best, best_event, best_at = lane, event, lane[0].start + delay
-        return None if best is None else (best.popleft(), best_event)
+    def due(self, now: float) -> Iterator[tuple[_Round, int]]:
+        """Every (round, event) due at ``now`` or before, each removed as it is handed out.
+
+        Lane by lane in (delay, event) order: a round's own events have growing delays, so they
+        come in its order (probe i before probe i + 1, the expiry last); events of different rounds
+        due within one wake-up need none. Merging the lanes by time cost a scan of every lane per
+        event (4,000 a second at 10,000 targets).
+        """
+        for key in self.order:  # a tuple: a lane made meanwhile waits for the next wake-up
+            lane = self.lanes[key]
+            delay, event = key
+            while lane and lane[0].start + delay <= now:
+                yield lane.popleft(), event
 
     def first(self) -> float:
         """When the earliest event is due (infinity when none is queued)."""
@@ -268,6 +275,7 @@ class _Timeline:
     def clear(self) -> None:
         """Drop every event."""
         self.lanes.clear()
+        self.order = ()
 
 
 class _Family:
@@ -566,8 +574,7 @@ class IcmpEngine:
         now = self._loop.time() + _TIMER_TOLERANCE
         drained: set[int] = set()
         try:
-            while (due := timeline.pop(now)) is not None:
-                rnd, index = due
+            for rnd, index in timeline.due(now):
                 fam = rnd.fam
                 if rnd.finished:
                     continue

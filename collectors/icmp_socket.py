@@ -145,6 +145,7 @@ class KernelIcmpSocket:
         out: list[Datagram] = []
         recvmsg = self._sock.recvmsg
         strip = self._strip_ip_header
+        new = tuple.__new__  # as Datagram(...) builds it, without the call of its Python __new__
         errors = 0
         while True:
             try:
@@ -167,7 +168,7 @@ class KernelIcmpSocket:
                 received_ns = time.time_ns()
             if strip and data:
                 data = data[(data[0] & 0x0F) * 4 :]
-            out.append(Datagram(data, address[0], received_ns))
+            out.append(new(Datagram, (data, address[0], received_ns, False)))
         if not self.privileged:
             self._receive_errors(out)
         return out

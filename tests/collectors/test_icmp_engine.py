@@ -395,8 +395,9 @@ async def test_closing_the_engine_reports_started_rounds() -> None:
         engine.start_round("203.0.113.11", probes=1, probe_spacing=0, timeout=1, on_done=got.append)
 
 
-def test_the_timeline_hands_out_events_in_time_order_across_its_lanes() -> None:
-    """Rounds starting in time order fill each delay's lane in order; pops merge the lanes."""
+def test_the_timeline_hands_out_what_is_due_never_early_and_each_round_in_its_order() -> None:
+    """Rounds starting in time order fill each delay's lane in order; a wake-up takes every event
+    due, none before its time, and a round's probes and expiry in their order even when late."""
     from types import SimpleNamespace
 
     from collectors.icmp import _EXPIRE, _Timeline
@@ -404,20 +405,27 @@ def test_the_timeline_hands_out_events_in_time_order_across_its_lanes() -> None:
     timeline = _Timeline()
     delays = (1.0, 2.0, 3.0, 4.0, 4.5)  # probes 1-4 at 1 s spacing, expiry after 0.5 s
     rounds = [SimpleNamespace(start=i * 0.37, number=i) for i in range(40)]
-    expected = sorted((rnd.start + delay, rnd.number, delay) for rnd in rounds for delay in delays)
     for rnd in rounds:
         for delay in delays:
             timeline.push(delay, _EXPIRE if delay == 4.5 else int(delay), rnd)  # type: ignore[arg-type]
-    assert timeline.first() == expected[0][0]
-    assert timeline.pop(expected[0][0] - 0.001) is None, "nothing is handed out before it is due"
-    popped = []
-    while (due := timeline.pop(expected[len(popped)][0])) is not None:
-        rnd, event = due
-        delay = 4.5 if event == _EXPIRE else float(event)
-        popped.append((rnd.start + delay, rnd.number, delay))  # type: ignore[attr-defined]
-        if len(popped) == len(expected):
-            break
-    assert popped == expected
+    events = sorted(rnd.start + delay for rnd in rounds for delay in delays)
+    assert timeline.first() == events[0]
+    assert list(timeline.due(events[0] - 0.001)) == [], "nothing is handed out before it is due"
+    handed: list[tuple[float, int, float]] = []
+    # Wake-ups 0.25 s apart, and one 3 s late (a busy loop): each takes exactly what is due.
+    wakes = [events[0] + 0.25 * k for k in range(40)] + [events[0] + 13.0, events[-1]]
+    for now in wakes:
+        got = [
+            (rnd.start + (4.5 if event == _EXPIRE else float(event)), rnd.number, now)  # type: ignore[attr-defined]
+            for rnd, event in timeline.due(now)
+        ]
+        assert all(at <= now for at, _, _ in got), "nothing is handed out before it is due"
+        assert timeline.first() > now, "everything due was handed out"
+        handed += got
+    assert sorted(at for at, _, _ in handed) == events, "every event handed out once"
+    for rnd in rounds:  # each round's events in its own order
+        mine = [at for at, number, _ in handed if number == rnd.number]
+        assert mine == sorted(mine) and len(mine) == len(delays)
     assert timeline.first() == float("inf")
 
 

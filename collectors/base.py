@@ -81,7 +81,14 @@ class CollectResult:
     def timed(self, duration: float) -> CollectResult:
         """This result with the poll's ``duration`` (what ``dataclasses.replace`` makes, without
         its field-by-field introspection: the pipeline times a thousand polls a second)."""
-        return CollectResult(self.success, self.measurements, self.error, self.reason, duration, self.details)
+        return CollectResult(
+            success=self.success,
+            measurements=self.measurements,
+            error=self.error,
+            reason=self.reason,
+            duration=duration,
+            details=self.details,
+        )
 
     def value(self, name: str, default: float | None = None) -> float | None:
         """The first unlabelled measurement called ``name``."""

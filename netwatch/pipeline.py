@@ -39,12 +39,12 @@ def retained(result: CollectResult) -> CollectResult:
     if not any(key in details for key in _SPENT_DETAILS):
         return result
     return CollectResult(
-        result.success,
-        tuple(m for m in result.measurements if m.kind != "counter"),
-        result.error,
-        result.reason,
-        result.duration,
-        {key: value for key, value in details.items() if key not in _SPENT_DETAILS},
+        success=result.success,
+        measurements=tuple(m for m in result.measurements if m.kind != "counter"),
+        error=result.error,
+        reason=result.reason,
+        duration=result.duration,
+        details={key: value for key, value in details.items() if key not in _SPENT_DETAILS},
     )
 
 

@@ -196,8 +196,9 @@ class _StaticCache:
     labels: LabelMemo = field(default_factory=dict)
     """Row labels decoded from ``columns``: computed on the first poll after a refresh, then reused."""
     skip: frozenset[str] = frozenset()
-    """Fallback columns the last complete poll did not need: not read until one is (a third of the
-    interface counters' varbinds on a device with 64-bit counters)."""
+    """Fallback columns the last complete poll did not need: not read until one is (ifInOctets,
+    ifOutOctets and ifSpeed: a quarter of an interface table's varbinds on a device with 64-bit
+    counters and ifHighSpeed)."""
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ def sqlalchemy_text(value: datetime) -> str:
 def test_the_stored_text_matches_sqlalchemy(instant: datetime, offset_minutes: int) -> None:
     local = instant.astimezone(timezone(timedelta(minutes=offset_minutes)))
     assert TYPE.sqlite_text(local, DIALECT) == sqlalchemy_text(local)
+    assert TYPE.sqlite_text(instant, DIALECT) == sqlalchemy_text(instant)  # UTC, as netwatch writes
 
 
 def test_whole_seconds_keep_their_microseconds_so_text_order_is_time_order() -> None:

@@ -65,7 +65,8 @@ class Tally:
 
 
 async def run_netwatch(all_jobs: list[Job], seconds: float, tick: float = TICK) -> tuple[Tally, float]:
-    """netwatch's scheduler for ``seconds``, waking on ``tick`` (0: for every due run); (tally, CPU seconds)."""
+    """netwatch's scheduler for ``seconds``, waking on ``tick`` (0: for every due run);
+    (tally, CPU seconds)."""
     tally = Tally()
     scheduler = PollScheduler(tally.poll, tick=tick)
     scheduler.sync(all_jobs)
@@ -136,7 +137,7 @@ def main() -> None:
     ratio = (our_cpu / len(ours.lags)) / (their_cpu / len(theirs.lags))
     print(f"ratio netwatch/APScheduler (CPU per fire): {ratio:.2f}")
     ticks = (our_cpu / len(ours.lags)) / (unticked_cpu / len(unticked.lags))
-    print(f"ratio with/without 10 ms ticks (CPU per fire): {ticks:.2f}")
+    print(f"ratio with/without {TICK * 1000:g} ms ticks (CPU per fire): {ticks:.2f}")
     print(
         f"RESULT scheduler jobs={args.jobs} cpu_per_fire_vs_apscheduler={ratio:.2f}"
         f" cpu_per_fire_vs_no_ticks={ticks:.2f}"

@@ -6,8 +6,8 @@ bursting at the top of the interval. The grid time is the poll's ``scheduled_at`
 against it, and it keys the sample so a replay after a crash is a no-op.
 
 Due runs sit in one heap, woken by one event-loop timer on 10 ms ticks: APScheduler cost ~40 µs of
-CPU and a task hand-off per run at province scale (the soak's profile). A run is a task, except for kinds that
-``start`` takes (ICMP rounds, 1,000 a second at province scale): those need no task, coroutine or
+CPU and a task hand-off per run at province scale (the soak's profile). A run is a task, except for
+kinds that ``start`` takes (ICMP rounds, 1,000 a second at province scale): those need no task, coroutine or
 timer of their own, and report back through a callback. A run still going when its next slot comes
 skips that slot, and a slot the loop reaches more than half an interval late is skipped too (both
 reported to ``on_misfire``): polls never pile up behind a stall.

@@ -367,7 +367,7 @@ class SnmpClient:
             # once, and their last answers' varbinds (three objects each) were most of what every
             # young garbage collection scanned.
             del rows
-        return walker.results
+        return walker.results()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -638,9 +638,8 @@ class _Walk:
         self.max_rows = max_rows
         self.endpoint = endpoint
 
-    @property
     def results(self) -> dict[str, dict[str, Value]]:
-        """What was read: column → index suffix → value."""
+        """What was read, built now: column → index suffix → value."""
         new = tuple.__new__
         out: dict[str, dict[str, Value]] = {}
         for column, values in self.values.items():
@@ -657,7 +656,7 @@ class _Walk:
 
     def error(self, reason: str, message: str) -> SnmpError:
         """An error carrying what was read so far."""
-        return SnmpError(reason, message, endpoint=self.endpoint, partial=self.results)
+        return SnmpError(reason, message, endpoint=self.endpoint, partial=self.results())
 
     def take(self, rows: Rows) -> None:
         """File one GETBULK answer's varbinds (interleaved by column) under their columns."""

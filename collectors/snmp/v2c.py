@@ -4,8 +4,9 @@ Every v2c target of a client shares one socket (per address family) with a large
 walks in flight overflow the default buffer and fake timeouts. Replies are matched by request-id, then
 checked for the address and port asked and for the community sent; anything else is dropped and counted
 in :class:`Counters`. A matched reply's varbinds are decoded when its request runs again, not as the
-socket is read; if they are unreadable, the request ends there (counted ``malformed``, not ``matched``). Requests time out and retry on their own clock (``call_later``), never with a task
-per request. The socket is read until it is empty on each wakeup, not one datagram per loop turn.
+socket is read; if they are unreadable, the request ends there (counted ``malformed``, not
+``matched``). Requests time out and retry on their own clock (``call_later``), never with a task per
+request. The socket is read until it is empty on each wakeup, not one datagram per loop turn.
 """
 
 from __future__ import annotations
@@ -231,22 +232,22 @@ class V2cTransport:
         if self._tap is not None:
             self._tap(data, peer)
         try:
-            response = decode_envelope(data)
+            envelope = decode_envelope(data)
         except BerError:
             counters.malformed += 1
             for waiting in self._pending.values():
                 if waiting.peer == peer:
                     waiting.garbled = True
             return
-        pending = self._pending.get(response.request_id)
+        pending = self._pending.get(envelope.request_id)
         if pending is None or pending.future.done():
             counters.unknown_request += 1
         elif pending.peer != peer:
             counters.wrong_peer += 1
-        elif pending.community != response.community:
+        elif pending.community != envelope.community:
             counters.wrong_community += 1
         else:
-            pending.future.set_result(response)  # counted matched once its varbinds are read
+            pending.future.set_result(envelope)  # counted matched once its varbinds are read
 
 
 class _Expired(Exception):

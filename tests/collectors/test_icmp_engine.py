@@ -411,20 +411,20 @@ def test_the_timeline_hands_out_what_is_due_never_early_and_each_round_in_its_or
     events = sorted(rnd.start + delay for rnd in rounds for delay in delays)
     assert timeline.first() == events[0]
     assert list(timeline.due(events[0] - 0.001)) == [], "nothing is handed out before it is due"
-    handed: list[tuple[float, int, float]] = []
+    handed: list[tuple[float, int]] = []
     # Wake-ups 0.25 s apart, and one 3 s late (a busy loop): each takes exactly what is due.
     wakes = [events[0] + 0.25 * k for k in range(40)] + [events[0] + 13.0, events[-1]]
     for now in wakes:
         got = [
-            (rnd.start + (4.5 if event == _EXPIRE else float(event)), rnd.number, now)  # type: ignore[attr-defined]
+            (rnd.start + (4.5 if event == _EXPIRE else float(event)), rnd.number)  # type: ignore[attr-defined]
             for rnd, event in timeline.due(now)
         ]
-        assert all(at <= now for at, _, _ in got), "nothing is handed out before it is due"
+        assert all(at <= now for at, _ in got), "nothing is handed out before it is due"
         assert timeline.first() > now, "everything due was handed out"
         handed += got
-    assert sorted(at for at, _, _ in handed) == events, "every event handed out once"
+    assert sorted(at for at, _ in handed) == events, "every event handed out once"
     for rnd in rounds:  # each round's events in its own order
-        mine = [at for at, number, _ in handed if number == rnd.number]
+        mine = [at for at, number in handed if number == rnd.number]
         assert mine == sorted(mine) and len(mine) == len(delays)
     assert timeline.first() == float("inf")
 

@@ -11,8 +11,9 @@ at most its own size.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 Oid = tuple[int, ...]
 
@@ -221,13 +222,22 @@ _INTEGERS: Final[Mapping[int, tuple[str, int, int]]] = {
 """The integer types, decoded inline in :func:`_varbinds` (most values of a table walk)."""
 
 
-def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:  # noqa: C901  (inlined on purpose)
-    # The hot loop of every walk: lengths and integers are read inline, and a Value is built with
-    # tuple.__new__ as NamedTuple's own constructor does, without its extra call. (A cache of
-    # decoded OIDs won in a small-table benchmark and lost 50 % at 5,000 interfaces: it thrashed.)
-    out: list[tuple[Oid, Value]] = []
+_OID_CONTENT: Final = re.compile(rb"(?:(?:[\x81-\xff][\x80-\xff]{0,7})?[\x00-\x7f])+")
+"""Well-formed OBJECT IDENTIFIER content octets, as :func:`_arcs` reads them: arcs of at most nine
+octets (the tenth would pass 2^63), none starting with 0x80, the last octet ending an arc."""
+
+Flat = list[Any]
+"""Decoded varbinds as one flat list, three items per varbind: the OID's content octets (``bytes``, as
+on the wire), the value's SMI type name (``str``), and the value as :class:`Value` holds it."""
+
+
+def _flat_varbinds(data: bytes, at: int, end: int) -> Flat:  # noqa: C901  (inlined on purpose)
+    # The hot loop of every walk: lengths and integers are read inline, and nothing is built per
+    # varbind but the OID's bytes and its value; a walk reads the row index off the OID's tail.
+    # (A cache of decoded OIDs won in a small-table benchmark and lost 50 % at 5,000 interfaces.)
+    out: Flat = []
     append = out.append
-    decoders, integers, arcs, new = _DECODERS, _INTEGERS, _arcs, tuple.__new__
+    decoders, integers, well_formed = _DECODERS, _INTEGERS, _OID_CONTENT.fullmatch
     from_bytes = int.from_bytes
     while at < end:
         # Short-form lengths are read inline (every varbind of a real answer has them); _header does the rest.
@@ -247,7 +257,9 @@ def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:  # noq
                 raise BerError(f"length {n} at offset {at} runs past the end")
         else:
             at, name_end = _header(data, at, bind_end, 0x06)
-        oid = arcs(data[at:name_end])
+        name = data[at:name_end]
+        if not name or not (name.isascii() or well_formed(name)):
+            raise BerError(f"malformed OBJECT IDENTIFIER at offset {at}")
         if name_end + 2 > bind_end:
             raise BerError(f"varbind without a value at offset {name_end}")
         tag = data[name_end]
@@ -268,14 +280,44 @@ def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:  # noq
             value = from_bytes(data[at:value_end], "big", signed=True)
             if not low <= value <= high:
                 raise BerError("INTEGER out of range for its type")
-            append((oid, new(Value, (type_name, value))))
+            append(name)
+            append(type_name)
+            append(value)
         else:
             decode = decoders.get(tag)
             if decode is None:
                 raise BerError(f"unknown value tag 0x{tag:02x} at offset {name_end}")
-            append((oid, decode(data[at:value_end])))
+            decoded = decode(data[at:value_end])
+            append(name)
+            append(decoded.type)
+            append(decoded.value)
         at = bind_end
     return out
+
+
+def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:
+    flat = _flat_varbinds(data, at, end)
+    new = tuple.__new__
+    return [(_arcs(flat[i]), new(Value, (flat[i + 1], flat[i + 2]))) for i in range(0, len(flat), 3)]
+
+
+def oid_arcs(content: bytes) -> Oid:
+    """The arcs of a name the decoder accepted, from its content octets."""
+    return _arcs(content)
+
+
+def subidentifiers(content: bytes) -> Oid:
+    """The arcs of OID content octets that do not begin an OID (a row index after its column's
+    prefix), from a name the decoder accepted."""
+    return tuple(content) if content.isascii() else _multi_octet(content)
+
+
+def oid_content(oid: Oid) -> bytes:
+    """The content octets of an OID (its BER encoding less tag and length): what
+    :class:`FlatResponse` carries for names."""
+    if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] >= 40) or min(oid) < 0:
+        raise BerError("not an encodable OBJECT IDENTIFIER")
+    return _base128(40 * oid[0] + oid[1]) + b"".join(_base128(arc) for arc in oid[2:])
 
 
 class Envelope(NamedTuple):
@@ -335,6 +377,21 @@ def open_envelope(envelope: Envelope) -> Response:
     )
 
 
+class FlatResponse(NamedTuple):
+    """A checked Response's error-status and its varbinds as :data:`Flat` (what a walk files)."""
+
+    error_status: int
+    varbinds: Flat
+
+
+def open_flat(envelope: Envelope) -> FlatResponse:
+    """Decode the varbinds of a checked datagram without a tuple of arcs or a :class:`Value` per
+    varbind; raises :class:`BerError` exactly where :func:`open_envelope` does."""
+    return FlatResponse(
+        envelope.error_status, _flat_varbinds(envelope.data, envelope.varbinds_at, len(envelope.data))
+    )
+
+
 def decode_response(data: bytes) -> Response:
     """Decode one SNMPv2c Response datagram; raises :class:`BerError` for anything else."""
     return open_envelope(decode_envelope(data))
@@ -382,10 +439,7 @@ def _base128(value: int) -> bytes:
 
 def encode_oid(oid: Oid) -> bytes:
     """A BER OBJECT IDENTIFIER (tag and length included)."""
-    if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] >= 40) or min(oid) < 0:
-        raise BerError("not an encodable OBJECT IDENTIFIER")
-    body = _base128(40 * oid[0] + oid[1]) + b"".join(_base128(arc) for arc in oid[2:])
-    return _tlv(0x06, body)
+    return _tlv(0x06, oid_content(oid))
 
 
 _TAGS: Final[Mapping[str, int]] = {

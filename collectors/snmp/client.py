@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
@@ -55,9 +55,16 @@ from collectors.snmp.ber import (
     NO_SUCH_INSTANCE,
     NO_SUCH_OBJECT,
     NULL,
+    Envelope,
+    Flat,
     Oid,
     encode_get,
     encode_get_bulk,
+    oid_arcs,
+    oid_content,
+    open_envelope,
+    open_flat,
+    subidentifiers,
 )
 from collectors.snmp.ber import (
     Value as Value,
@@ -113,6 +120,22 @@ class SystemInfo:
     object_id: str | None
     uptime_ticks: int | None
     name: str | None
+
+
+@dataclass(slots=True)
+class Riders:
+    """Scalars a walk reads in its first request instead of a GET of their own (one request per poll).
+
+    Each rides as a GETBULK non-repeater, a GETNEXT from just before it: ``X.0`` from ``X``, ``P.k``
+    from ``P.(k-1)``. An answer naming the scalar is its value; one past it says the agent has none
+    (GETNEXT returns the next object that exists); one before it (``P.(k-1)`` has descendants) leaves
+    it undecided, and the walk GETs it at the end. The walk fills :attr:`values` and sets
+    :attr:`answered` with its first answer, so a caller keeps them even when the walk then fails.
+    """
+
+    oids: Sequence[str]
+    values: dict[str, Value] = field(default_factory=dict)
+    answered: bool = False
 
 
 class SnmpError(Exception):
@@ -181,6 +204,9 @@ _EXCEPTIONS: Final[Mapping[str, Value]] = {
 }
 
 Rows = list[tuple[Oid, Value]]
+R = TypeVar("R")
+_MAX_KNOWN_INDEXES: Final = 65_536
+"""Row indexes remembered by their OID tail (see :class:`_Walk`); past this many, forgotten at once."""
 
 
 def from_pysnmp(value: Any) -> Value:
@@ -214,6 +240,11 @@ def _oid_tuple(oid: str) -> tuple[int, ...]:
 
 def _dotted(oid: tuple[int, ...]) -> str:
     return str(oid[0]) if len(oid) == 1 else ".".join(map(str, oid))  # mostly an ifIndex alone
+
+
+def _status_text(status: int) -> str:
+    """An answer's error-status as pysnmp prints it; "" for noError."""
+    return (ERROR_STATUS.get(status, str(status))) if status else ""
 
 
 @dataclass(slots=True)
@@ -268,6 +299,7 @@ class SnmpClient:
         self._peers: dict[tuple[str, int], tuple[str, int]] = {}
         self._fast_v2c = fast_v2c
         self._v2c = v2c_transport
+        self._indexes: dict[bytes, tuple[str, Oid]] = {}
         self._closed = False
 
     async def __aenter__(self) -> SnmpClient:
@@ -325,16 +357,19 @@ class SnmpClient:
         max_repetitions: int = 25,
         max_rows: int = 100_000,
         deadline: float | None = None,
+        riders: Riders | None = None,
     ) -> dict[str, dict[str, Value]]:
         """Walk table ``columns`` together with GETBULK; returns column → index suffix → value.
 
-        One request carries every unfinished column. A column ends when it leaves its prefix or at
-        endOfMibView. Bounded by ``max_rows`` varbinds in all and by ``deadline`` seconds (default: the
-        client's ``walk_deadline``). After tooBig, or a timeout once the agent has answered this walk, the
-        repetitions shrink and the walk goes on from where it stood.
+        One request carries every unfinished column, and the first one ``riders`` (scalars) too. A
+        column ends when it leaves its prefix or at endOfMibView. Bounded by ``max_rows`` varbinds in
+        all and by ``deadline`` seconds (default: the client's ``walk_deadline``). After tooBig, or a
+        timeout once the agent has answered this walk, the repetitions shrink and the walk goes on
+        from where it stood.
         """
-        prefixes = {c: _oid_tuple(c) for c in columns}
-        walker = _Walk(prefixes, max_rows, target.endpoint)
+        if len(self._indexes) > _MAX_KNOWN_INDEXES:
+            self._indexes.clear()
+        walker = _Walk(columns, max_rows, target.endpoint, self._indexes, riders)
         reps = max(1, max_repetitions)
         give_up_at = time.monotonic() + (self._walk_deadline if deadline is None else deadline)
         while walker.active:
@@ -342,7 +377,7 @@ class SnmpClient:
             if left <= 0:
                 raise walker.error("timeout", "walk did not finish before its deadline")
             try:
-                status, rows = await self._bulk(target, walker.cursors(), reps, left)
+                status, varbinds = await self._bulk(target, walker.cursors(), reps, left, walker.probes())
             except SnmpError as exc:
                 if exc.reason == "timeout" and time.monotonic() >= give_up_at:
                     # The walk's deadline cut a request short: say so, not "no answer" (it was answering).
@@ -362,11 +397,13 @@ class SnmpClient:
                 continue
             if status:
                 raise walker.error("agent", f"agent answered error-status {status}")
-            walker.take(rows)
+            walker.take(varbinds)
             # Not kept while the next answer is awaited: at province scale thousands of walks wait at
-            # once, and their last answers' varbinds (three objects each) were most of what every
-            # young garbage collection scanned.
-            del rows
+            # once, and every young garbage collection would scan their last answers.
+            del varbinds
+        if riders is not None and walker.undecided:
+            riders.values.update(await self.get(target, walker.undecided))
+            riders.answered = True
         return walker.results()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -377,9 +414,10 @@ class SnmpClient:
     async def _get_chunk(self, target: SnmpTarget, oids: list[Oid], into: dict[str, Value]) -> None:
         if self._fast(target):
             community = self._community(target)
-            status, rows = await self._fast_request(
-                target, lambda rid: encode_get(rid, community, oids), target.budget
+            response = await self._fast_request(
+                target, lambda rid: encode_get(rid, community, oids), target.budget, open_envelope
             )
+            status, rows = _status_text(response.error_status), response.varbinds
         else:
             varbinds = [ObjectType(ObjectIdentity(_dotted(o))) for o in oids]
             async with self._request(target) as (auth, transport):
@@ -400,20 +438,38 @@ class SnmpClient:
             if value.type not in ABSENT:
                 into[_dotted(oid)] = value
 
-    async def _bulk(self, target: SnmpTarget, cursors: list[Oid], reps: int, left: float) -> tuple[str, Rows]:
+    async def _bulk(
+        self, target: SnmpTarget, cursors: list[Oid], reps: int, left: float, non_repeaters: list[Oid]
+    ) -> tuple[str, Flat]:
+        names = [*non_repeaters, *cursors] if non_repeaters else cursors
         if self._fast(target):
             community = self._community(target)
-            return await self._fast_request(
-                target, lambda rid: encode_get_bulk(rid, community, cursors, reps), min(target.budget, left)
+            response = await self._fast_request(
+                target,
+                lambda rid: encode_get_bulk(rid, community, names, reps, len(non_repeaters)),
+                min(target.budget, left),
+                open_flat,
             )
-        varbinds = [ObjectType(ObjectIdentity(_dotted(o))) for o in cursors]
+            return _status_text(response.error_status), response.varbinds
+        varbinds = [ObjectType(ObjectIdentity(_dotted(o))) for o in names]
         async with self._request(target) as (auth, transport):
             answer = await self._call(
                 target,
-                bulk_cmd(self._engine, auth, transport, ContextData(), 0, reps, *varbinds, lookupMib=False),
+                bulk_cmd(
+                    self._engine,
+                    auth,
+                    transport,
+                    ContextData(),
+                    len(non_repeaters),
+                    reps,
+                    *varbinds,
+                    lookupMib=False,
+                ),
                 min(target.budget, left),
             )
-        return self._unpack(target, answer)
+        status, rows = self._unpack(target, answer)
+        # pysnmp's answer in the fast path's form: one way of filing a walk's answers.
+        return status, [item for oid, value in rows for item in (oid_content(oid), value.type, value.value)]
 
     async def _call(self, target: SnmpTarget, request: Any, budget: float) -> Any:
         started = time.monotonic()
@@ -459,8 +515,8 @@ class SnmpClient:
         return (target.credentials.community or "").encode()
 
     async def _fast_request(
-        self, target: SnmpTarget, encode: Callable[[int], bytes], budget: float
-    ) -> tuple[str, Rows]:
+        self, target: SnmpTarget, encode: Callable[[int], bytes], budget: float, read: Callable[[Envelope], R]
+    ) -> R:
         if self._closed:
             raise RuntimeError("SnmpClient is closed")
         if self._v2c is None:
@@ -484,6 +540,7 @@ class SnmpClient:
                     peer,
                     self._community(target),
                     encode,
+                    read=read,
                     timeout=target.timeout,
                     retries=target.retries,
                 )
@@ -504,8 +561,7 @@ class SnmpClient:
             raise SnmpError("timeout", self._timeout_message(target), endpoint=target.endpoint) from None
         except SendFailed as exc:
             raise SnmpError("timeout", f"cannot send to the agent: {exc}", endpoint=target.endpoint) from None
-        status = response.error_status
-        return (ERROR_STATUS.get(status, str(status)) if status else ""), response.varbinds
+        return response
 
     def _indication_error(self, target: SnmpTarget, indication: Any) -> SnmpError:
         for kind, message in _AUTH_FAILURES.items():
@@ -615,20 +671,58 @@ class SnmpClient:
         return auth
 
 
+def _probe(scalar: Oid) -> Oid:
+    """Where a GETNEXT for ``scalar`` starts: just before it (see :class:`Riders`)."""
+    return (*scalar[:-1], scalar[-1] - 1) if scalar[-1] > 0 else scalar[:-1]
+
+
+def _file_riders(wanted: list[Oid], answers: Flat, riders: Riders) -> list[str]:
+    """File the non-repeaters' answers into ``riders``; return the scalars left undecided."""
+    riders.answered = True
+    undecided: list[str] = []
+    for n, scalar in enumerate(wanted):
+        dotted = _dotted(scalar)
+        if 3 * n + 2 >= len(answers):
+            undecided.append(dotted)  # the agent sent fewer varbinds than asked
+            continue
+        name, kind, value = answers[3 * n : 3 * n + 3]
+        if kind == "endOfMibView":
+            continue
+        got = oid_arcs(name)
+        if got == scalar:
+            if kind not in ABSENT:
+                riders.values[dotted] = Value(kind, value)
+        elif got < scalar:
+            undecided.append(dotted)
+    return undecided
+
+
 class _Walk:
     """The state of one multi-column walk: where each column stands and what it has read.
 
-    What was read is held as plain values (``column → index → int, bytes or str``) and each column's
-    SMI type, and made into :class:`Value`s only when the walk ends. Dicts of plain values are not
-    tracked by the garbage collector: at province scale thousands of walks are in flight, and their
-    ``Value`` tuples were the largest share of what every young collection had to scan.
+    Answers come as :data:`~collectors.snmp.ber.Flat` varbinds: a name is kept as its BER content
+    octets, matched to its column by a bytes prefix, and its row index read off the tail, which
+    ``indexes`` (the client's, shared by every walk) remembers: a poller meets the same few row
+    indexes in every column of every poll. What was read is held as plain values (``column →
+    index → int, bytes or str``) and each column's SMI type, and made into :class:`Value`s only when
+    the walk ends. Dicts of plain values are not tracked by the garbage collector: at province scale
+    thousands of walks are in flight.
     """
 
-    def __init__(self, prefixes: Mapping[str, tuple[int, ...]], max_rows: int, endpoint: str) -> None:
-        self.prefixes = dict(prefixes)
-        self.active = list(prefixes)
-        self.last = {c: p for c, p in prefixes.items()}
-        self.values: dict[str, dict[str, int | bytes | str]] = {c: {} for c in prefixes}
+    def __init__(
+        self,
+        columns: Sequence[str],
+        max_rows: int,
+        endpoint: str,
+        indexes: dict[bytes, tuple[str, Oid]],
+        riders: Riders | None = None,
+    ) -> None:
+        self.prefixes = {c: _oid_tuple(c) for c in columns}
+        self.contents = {c: _content(c) for c in columns}
+        self.active = list(columns)
+        self.last: dict[str, Oid] = {c: () for c in columns}
+        """The row index (arcs after the column's prefix) each column has reached."""
+        self.values: dict[str, dict[str, int | bytes | str]] = {c: {} for c in columns}
         self.types: dict[str, str] = {}
         """Each column's type: that of its first value."""
         self.odd_types: dict[str, dict[str, str]] = {}
@@ -637,6 +731,16 @@ class _Walk:
         self.answered = False
         self.max_rows = max_rows
         self.endpoint = endpoint
+        self.indexes = indexes
+        self.riders = riders
+        self.riding = [_oid_tuple(o) for o in riders.oids] if riders is not None and columns else []
+        """Scalars still to ride (until the first answer)."""
+        self.undecided: list[str] = list(riders.oids) if riders is not None and not columns else []
+        """Scalars the non-repeaters could not settle: the walk GETs them at its end."""
+
+    def probes(self) -> list[Oid]:
+        """The non-repeaters of the next request: the riders' GETNEXT starts, first request only."""
+        return [_probe(o) for o in self.riding]
 
     def results(self) -> dict[str, dict[str, Value]]:
         """What was read, built now: column → index suffix → value."""
@@ -652,41 +756,69 @@ class _Walk:
 
     def cursors(self) -> list[tuple[int, ...]]:
         """The OID each active column continues from, in request order."""
-        return [self.last[c] for c in self.active]
+        return [self.prefixes[c] + self.last[c] for c in self.active]
 
     def error(self, reason: str, message: str) -> SnmpError:
         """An error carrying what was read so far."""
         return SnmpError(reason, message, endpoint=self.endpoint, partial=self.results())
 
-    def take(self, rows: Rows) -> None:
+    def take(self, varbinds: Flat) -> None:
         """File one GETBULK answer's varbinds (interleaved by column) under their columns."""
-        if not rows:
+        if not varbinds:
             raise self.error("protocol", "empty answer to GETBULK")
         self.answered = True
-        width = len(self.active)
+        if self.riding and self.riders is not None:
+            head = 3 * len(self.riding)
+            self.undecided = _file_riders(self.riding, varbinds[:head], self.riders)
+            self.riding = []
+            varbinds = varbinds[head:]
+            if not varbinds:
+                return  # an agent that trimmed every repetition: the walk asks again
+        active = self.active
+        width = len(active)
+        lanes = [(c, self.contents[c], len(self.contents[c]), self.values[c]) for c in active]
         finished: set[str] = set()
-        types = self.types
-        for i, (oid, value) in enumerate(rows):
-            column = self.active[i % width]
+        types, last, indexes, kinds, raws = (
+            self.types,
+            self.last,
+            self.indexes,
+            varbinds[1::3],
+            varbinds[2::3],
+        )
+        rows = self.rows
+        for n, name in enumerate(varbinds[0::3]):
+            column, content, cut, into = lanes[n % width]
             if column in finished:
                 continue
-            prefix = self.prefixes[column]
-            kind = value.type
-            if kind == "endOfMibView" or oid[: len(prefix)] != prefix:
+            kind = kinds[n]
+            if kind == "endOfMibView" or not name.startswith(content):
                 finished.add(column)
                 continue
-            if oid <= self.last[column]:
+            known = indexes.get(tail := name[cut:])
+            if known is None:
+                arcs = subidentifiers(tail)
+                known = indexes[tail] = (_dotted(arcs) if arcs else "", arcs)
+            index, arcs = known
+            if arcs <= last[column]:
+                self.rows = rows
+                prefix = self.prefixes[column]
                 raise self.error(
-                    "loop", f"agent returned OID {_dotted(oid)} after {_dotted(self.last[column])}"
+                    "loop",
+                    f"agent returned OID {_dotted(prefix + arcs)} after {_dotted(prefix + last[column])}",
                 )
-            self.last[column] = oid
-            self.rows += 1
-            if self.rows > self.max_rows:
+            last[column] = arcs
+            rows += 1
+            if rows > self.max_rows:
+                self.rows = rows
                 raise self.error("too_many_rows", f"walk exceeded {self.max_rows} values")
             if kind not in ABSENT:
-                index = _dotted(oid[len(prefix) :])
-                self.values[column][index] = value.value
-                first = types.setdefault(column, kind)
-                if kind != first:
+                into[index] = raws[n]
+                if types.setdefault(column, kind) != kind:
                     self.odd_types.setdefault(column, {})[index] = kind
-        self.active = [c for c in self.active if c not in finished]
+        self.rows = rows
+        self.active = [c for c in active if c not in finished]
+
+
+@functools.lru_cache(maxsize=4096)
+def _content(column: str) -> bytes:
+    return oid_content(_oid_tuple(column))

@@ -1,13 +1,15 @@
 """The ``snmp`` collector kind: read what the chosen profiles need from one agent, decode it, report it.
 
-One poll GETs the profiles' scalars (always with sysUpTime), then walks the dynamic columns of every
-table in one multi-column walk. Static columns (labels such as ifName/ifAlias/ifDescr, ifType,
-hrStorageDescr…) are cached per target and re-walked only every ``static_refresh_seconds``, when
-sysUpTime goes back (a reboot renumbers interfaces) or when a walk shows rows the cache does not
-know. Where the interface filter keeps a small part of a big table, the kept rows are read with GET
-instead of walking the table. Columns that are only a later source (ifInOctets behind ifHCInOctets,
-ifSpeed behind ifHighSpeed) are read on the first poll after each static refresh and then skipped
-while the first sources answer every row; a poll that finds a row needing one reads it at once.
+One poll walks the dynamic columns of every table in one multi-column walk, and reads the profiles'
+scalars (always with sysUpTime) in that walk's first request, as GETBULK non-repeaters: one request per
+poll of a small device, where a GET of their own made two. Static columns (labels such as
+ifName/ifAlias/ifDescr, ifType, hrStorageDescr…) are cached per target and re-walked only every
+``static_refresh_seconds``, when sysUpTime goes back (a reboot renumbers interfaces: the dynamic columns
+are then read again too) or when a walk shows rows the cache does not know. Where the interface filter
+keeps a small part of a big table, the kept rows are read with GET instead of walking the table. Columns
+that are only a later source (ifInOctets behind ifHCInOctets, ifSpeed behind ifHighSpeed) are read on the
+first poll after each static refresh and then skipped while the first sources answer every row; a poll
+that finds a row needing one reads it at once.
 
 Failure is a value: an :class:`SnmpError` becomes ``CollectResult.failed(reason, message)`` with
 reason ``timeout``, ``auth``, ``protocol``, ``loop``, ``too_many_rows`` or ``agent`` (and whatever
@@ -43,7 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Target
-from collectors.snmp.client import SYS_UPTIME, SnmpClient, SnmpError, Value
+from collectors.snmp.client import SYS_UPTIME, Riders, SnmpClient, SnmpError, Value
 from collectors.snmp.credentials import SnmpCredentials, SnmpTarget
 from collectors.snmp.decode import (
     InterfaceFilter,
@@ -282,24 +284,40 @@ class _Poll:
         self.filter = params.interfaces.to_filter()
         self.errors: list[SnmpError] = []
         self.refreshed = False
+        self.riders = Riders(sorted({SYS_UPTIME}.union(*(scalar_oids(p) for p in profiles))))
+        """The scalars, read in the poll's first walk request (one request per poll, not two)."""
 
     async def run(self) -> CollectResult:
-        oids = sorted({SYS_UPTIME}.union(*(scalar_oids(p) for p in self.profiles)))
-        try:
-            scalars = await self.client.get(self.agent, oids)
-        except SnmpError as exc:
-            return CollectResult.failed(exc.reason, str(exc))
-        found = scalars.get(SYS_UPTIME)
-        uptime = found.value if found is not None and isinstance(found.value, int) else None
-        static = await self._static(uptime)
+        riders = self.riders
+        static = await self._static()
+        if not riders.answered and self.errors:
+            return self._unanswered()
         cached = self.cache.get(self.key)
         skip = cached.skip if cached is not None and cached.columns is static else frozenset()
         walk_started = time.monotonic()
         dynamic = await self._dynamic(static, skip)
+        if not riders.answered:
+            if self.errors:
+                return self._unanswered()
+            try:  # nothing was walked (no tables): the scalars' own GET
+                riders.values.update(await self.client.get(self.agent, riders.oids))
+            except SnmpError as exc:
+                return CollectResult.failed(exc.reason, str(exc))
+        scalars = riders.values
+        found = scalars.get(SYS_UPTIME)
+        uptime = found.value if found is not None and isinstance(found.value, int) else None
+        if self._rebooted(static, uptime):
+            # A restarted agent may have renumbered its rows: labels and rows are read again.
+            static = await self._static(force=True)
+            walk_started = time.monotonic()
+            dynamic = await self._dynamic(static, frozenset())
+            skip = frozenset()
         # Counters were read during the walk, not when the poll (with its static refresh) ended.
         sample_monotonic = (walk_started + time.monotonic()) / 2
         if self._new_rows(static, dynamic):
-            static = await self._static(uptime, force=True)
+            static = await self._static(force=True)
+        if self.refreshed:
+            self.cache[self.key].uptime_ticks = uptime
         cached = self.cache.get(self.key)
         memo = cached.labels if cached is not None and cached.columns is static else None
         decoded = decode(self.profiles, scalars, {**static, **dynamic}, self.filter, label_memo=memo)
@@ -335,24 +353,37 @@ class _Poll:
             )
         return CollectResult(success=True, measurements=decoded.measurements, details=details)
 
-    async def _static(self, uptime: int | None, *, force: bool = False) -> dict[str, dict[str, Value]]:
+    def _unanswered(self) -> CollectResult:
+        """The poll's first request got no answer (timeout, auth…): failed, as its scalars' GET was."""
+        first = self.errors[0]
+        return CollectResult.failed(first.reason, str(first))
+
+    async def _static(self, *, force: bool = False) -> dict[str, dict[str, Value]]:
+        """The static columns: cached, or walked when missing, older than the refresh, or ``force``."""
         wanted = sorted(set().union(*(static_columns(t) for t in self.tables)))
         if not wanted:
             return {}
         cached = self.cache.get(self.key)
-        stale = (
-            force
-            or cached is None
-            or time.monotonic() - cached.read_at >= self.params.static_refresh_seconds
-            or (uptime is not None and cached.uptime_ticks is not None and uptime < cached.uptime_ticks)
-        )
-        if cached is not None and not stale:
-            cached.uptime_ticks = uptime
+        if (
+            cached is not None
+            and not force
+            and time.monotonic() - cached.read_at < self.params.static_refresh_seconds
+        ):
             return cached.columns
         columns = await self._walk(wanted)
-        self.cache[self.key] = _StaticCache(columns, time.monotonic(), uptime)
+        self.cache[self.key] = _StaticCache(columns, time.monotonic(), None)
         self.refreshed = True
         return columns
+
+    def _rebooted(self, static: Mapping[str, Mapping[str, Value]], uptime: int | None) -> bool:
+        """Whether sysUpTime went back since the cached static columns were read (a restart), noting
+        this poll's sysUpTime in the cache."""
+        cached = self.cache.get(self.key)
+        if cached is None or cached.columns is not static or self.refreshed:
+            return False
+        went_back = uptime is not None and cached.uptime_ticks is not None and uptime < cached.uptime_ticks
+        cached.uptime_ticks = uptime
+        return went_back
 
     def _fallbacks(self) -> frozenset[str]:
         return frozenset().union(*(fallback_columns(t) for t in self.tables))
@@ -410,8 +441,9 @@ class _Poll:
         reps = self.params.max_repetitions
         if known_rows:
             reps = min(reps, known_rows + 1)
+        riders = None if self.riders.answered else self.riders
         try:
-            walked = await self.client.walk(self.agent, columns, max_repetitions=reps)
+            walked = await self.client.walk(self.agent, columns, max_repetitions=reps, riders=riders)
         except SnmpError as exc:
             self.errors.append(exc)
             walked = {c: dict(v) for c, v in exc.partial.items()}

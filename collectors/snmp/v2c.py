@@ -19,9 +19,9 @@ import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
-from collectors.snmp.ber import BerError, Envelope, Response, decode_envelope, open_envelope
+from collectors.snmp.ber import BerError, Envelope, decode_envelope
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ _READS_PER_WAKEUP: Final = 512
 
 Peer = tuple[str, int]
 Tap = Callable[[bytes, Peer], None]
+R = TypeVar("R")
 
 
 class RequestTimeout(Exception):
@@ -117,10 +118,12 @@ class V2cTransport:
         community: bytes,
         encode: Callable[[int], bytes],
         *,
+        read: Callable[[Envelope], R],
         timeout: float,
         retries: int,
-    ) -> Response:
-        """Send ``encode(request_id)`` to ``peer``, trying ``retries + 1`` times; return the answer.
+    ) -> R:
+        """Send ``encode(request_id)`` to ``peer``, trying ``retries + 1`` times; return the answer as
+        ``read`` decodes it (:func:`~collectors.snmp.ber.open_envelope`, or ``open_flat`` for walks).
 
         Raises :class:`RequestTimeout` when no valid answer came, :class:`SendFailed` when the kernel
         refuses to send.
@@ -151,7 +154,7 @@ class V2cTransport:
                 # (id, address and community match): unreadable varbinds end it, as a try again
                 # would be answered the same.
                 try:
-                    response = open_envelope(envelope)
+                    response = read(envelope)
                 except BerError:
                     self.counters.malformed += 1
                     raise RequestTimeout(garbled=True) from None

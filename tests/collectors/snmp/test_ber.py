@@ -23,16 +23,21 @@ from collectors.snmp.ber import (
     NO_SUCH_OBJECT,
     NULL,
     BerError,
+    FlatResponse,
     Oid,
     Response,
     Value,
+    decode_envelope,
     decode_response,
     encode_get,
     encode_get_bulk,
     encode_get_next,
     encode_oid,
     encode_response,
+    oid_content,
+    open_flat,
     peek_request_id,
+    subidentifiers,
 )
 from collectors.snmp.client import from_pysnmp
 
@@ -86,13 +91,30 @@ def pysnmp_decode(data: bytes) -> Response:
         raise Rejected(type(exc).__name__) from exc
 
 
+def flat_decode(data: bytes) -> FlatResponse:
+    """The walks' reading of a datagram."""
+    return open_flat(decode_envelope(data))
+
+
+def as_flat(response: Response) -> FlatResponse:
+    """A decoded answer in the walks' form: each name as its content octets, then type and value."""
+    return FlatResponse(
+        response.error_status,
+        [item for oid, value in response.varbinds for item in (oid_content(oid), value.type, value.value)],
+    )
+
+
 def assert_same_as_pysnmp_or_rejected(data: bytes) -> None:
-    """The property every datagram must have: our answer is pysnmp's, or a BerError."""
+    """The property every datagram must have: our answer is pysnmp's, or a BerError; and the walks'
+    flat reading is the same answer, or the same refusal."""
     try:
         ours = decode_response(data)
     except BerError:
+        with pytest.raises(BerError):
+            flat_decode(data)
         return
     assert ours == pysnmp_decode(data)
+    assert flat_decode(data) == as_flat(ours)
 
 
 # -- equality on recorded real answers -------------------------------------------------------------
@@ -113,6 +135,7 @@ def test_decoding_equals_pysnmp_on_every_recorded_datagram(source: str) -> None:
         ours = decode_response(data)
         assert ours.varbinds, "a recorded answer without varbinds proves little"
         assert ours == pysnmp_decode(data)  # every field, every varbind, exactly
+        assert flat_decode(data) == as_flat(ours)
 
 
 def test_at_least_four_real_devices_are_recorded() -> None:
@@ -136,6 +159,8 @@ def test_truncated_recordings_are_rejected(data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(whole) - 1))
     with pytest.raises(BerError):
         decode_response(whole[:cut])
+    with pytest.raises(BerError):
+        flat_decode(whole[:cut])
 
 
 @FUZZ
@@ -237,7 +262,18 @@ def test_encoded_responses_decode_to_what_was_encoded_here_and_in_pysnmp(
     expected = Response(request_id, status, len(varbinds), community, varbinds)
     assert decode_response(data) == expected
     assert pysnmp_decode(data) == expected
+    assert flat_decode(data) == as_flat(expected)
     assert peek_request_id(data) == request_id
+
+
+@FUZZ
+@given(oids, st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=6))
+def test_a_row_index_reads_back_from_the_tail_of_its_name(column: Oid, index: list[int]) -> None:
+    """What a walk does with a name: the column's content octets, then the index's arcs."""
+    name = oid_content((*column, *index))
+    head = oid_content(column)
+    assert name.startswith(head)
+    assert subidentifiers(name[len(head) :]) == tuple(index)
 
 
 def _pysnmp_request(data: bytes) -> tuple[str, int, bytes, list[Oid], Any]:

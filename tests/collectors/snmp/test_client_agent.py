@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import pytest
 
 from collectors.snmp import SnmpClient, SnmpTarget, Value
+from collectors.snmp.client import Riders
 from tests.collectors.snmp.netsnmp import snmpbulkwalk
 from tests.support.snmpd import SYS_LOCATION, SnmpAgent
 
@@ -145,3 +147,49 @@ async def test_fifty_concurrent_walks_on_one_client_all_succeed(
     for walked in walks:
         assert walked[f"{IF_TABLE}.2"] == reference
         assert all(walked[c].keys() == reference.keys() for c in INTERFACE_COLUMNS)
+
+
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+RIDERS = [
+    SYS_UPTIME,
+    "1.3.6.1.2.1.1.5.0",  # sysName
+    "1.3.6.1.2.1.1.6.0",  # sysLocation
+    "1.3.6.1.2.1.2.1.0",  # ifNumber
+    "1.3.6.1.2.1.1.99.0",  # absent: the object after its GETNEXT start lies past it
+    f"{IF_TABLE}.2.1",  # ifDescr.1, an instance: its GETNEXT starts at ifDescr.0
+]
+UNSETTLED = f"{IF_TABLE}.3"  # not an object: its GETNEXT start (ifDescr) has rows before it
+
+
+def _agent_requests(agent: SnmpAgent) -> int:
+    """snmpInPkts, by net-snmp's snmpget (which adds one)."""
+    command = ["snmpget", "-v2c", "-c", agent.community, "-Oqv", agent.endpoint, "1.3.6.1.2.1.11.1.0"]
+    return int(subprocess.run(command, capture_output=True, text=True, check=True, timeout=10).stdout)
+
+
+@pytest.mark.parametrize("fast_v2c", [True, False], ids=["fast-path", "pysnmp"])
+@pytest.mark.parametrize("unsettled", [False, True], ids=["settled", "with-unsettled"])
+async def test_scalars_riding_in_a_walk_read_as_their_get_does_in_one_request(
+    v2c_target: SnmpTarget, snmpd: SnmpAgent, fast_v2c: bool, unsettled: bool
+) -> None:
+    """A poll's scalars go as non-repeaters of its walk's first GETBULK: the same values as a GET of
+    them, and no request of their own unless a GETNEXT could not settle one."""
+    oids = [*RIDERS, UNSETTLED] if unsettled else RIDERS
+    async with SnmpClient(fast_v2c=fast_v2c) as client:
+        expected = await client.get(v2c_target, oids)
+        before = _agent_requests(snmpd)
+        riders = Riders(oids)
+        walked = await client.walk(v2c_target, [f"{IF_TABLE}.2"], riders=riders)
+        requests = _agent_requests(snmpd) - before - 1
+    assert riders.answered
+    assert expected.keys() == riders.values.keys() == set(RIDERS) - {"1.3.6.1.2.1.1.99.0"}
+    for oid, value in expected.items():
+        if oid == SYS_UPTIME:  # read again a moment later
+            assert riders.values[oid].type == "TimeTicks"
+            assert riders.values[oid].value >= value.value  # type: ignore[operator]
+        else:
+            assert riders.values[oid] == value, oid
+    assert walked[f"{IF_TABLE}.2"] == snmpbulkwalk(snmpd.endpoint, snmpd.community, f"{IF_TABLE}.2")
+    rows = len(walked[f"{IF_TABLE}.2"])
+    walk_requests = -(-(rows + 1) // 25)  # 25 repetitions a request, and one past the column's end
+    assert requests == walk_requests + (1 if unsettled else 0)

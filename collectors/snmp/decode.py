@@ -270,7 +270,8 @@ class _Builder:
             return None
         self.seen.add(key)
         value, bits, scale = got
-        self.measurements.append(Measurement(metric.name, value, labels, metric.kind))
+        # tuple.__new__ as Measurement's own constructor does, without its extra call: ~200 a poll.
+        self.measurements.append(tuple.__new__(Measurement, (metric.name, value, labels, metric.kind)))
         if metric.kind == "counter":
             self.bits[key] = bits
             if scale != 1:

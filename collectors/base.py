@@ -28,6 +28,30 @@ class CollectorParams(BaseModel):
     )
 
 
+class BackoffParams(BaseModel):
+    """Parameters of kinds whose polls of a target that does not answer are spaced out.
+
+    An SNMP agent that does not answer holds a request slot for its whole timeout, on every try: a
+    district cut off would take those slots from the agents that do answer, minute after minute.
+    The daemon reads these fields; a collector never does.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backoff_after: int = Field(
+        default=2,
+        ge=0,
+        le=1_000,
+        description="Polls in a row without an answer (timeout) before the target is polled less often; 0: never.",
+    )
+    backoff_max: float = Field(
+        default=600.0,
+        ge=0,
+        le=86_400,
+        description="Longest gap in seconds between polls of a target that does not answer (the gap doubles up to it).",
+    )
+
+
 P = TypeVar("P", bound=CollectorParams)
 
 

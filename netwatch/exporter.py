@@ -105,6 +105,10 @@ class NetwatchCollector(Collector):
             if js.last_result is not None:
                 up.add(labels, 1.0 if js.last_result.success else 0.0)
                 duration.add(labels, js.last_result.duration)
+            if js.resume_at is not None and js.last_scheduled_at is not None:
+                families.family("netwatch_poll_backoff_seconds", "gauge").add(
+                    labels, (js.resume_at - js.last_scheduled_at).total_seconds()
+                )
             if js.health.state is not State.UNKNOWN:
                 target_up.add(labels, 1.0 if js.health.is_up else 0.0)
             if n % _JOBS_PER_STEP == 0:
@@ -280,6 +284,14 @@ class NetwatchCollector(Collector):
         for (collector, reason), count in sorted(state.poll_errors.items()):
             errors.add_metric([collector, reason], count)
         yield errors
+        backed_off = CounterMetricFamily(
+            "netwatch_polls_backed_off",
+            "Poll slots left out because the target does not answer (backoff_after, backoff_max).",
+            labels=["collector"],
+        )
+        for collector, count in sorted(state.backed_off_total.items()):
+            backed_off.add_metric([collector], count)
+        yield backed_off
         lag = HistogramMetricFamily(
             "netwatch_poll_lag_seconds", "Actual start of a poll minus its scheduled start."
         )
@@ -396,6 +408,9 @@ class _Families:
             "Health verdict after the down/up rounds rule: 1 up or degraded, 0 down (absent while unknown)."
         ),
         "netwatch_poll_duration_seconds": "Duration of the last poll.",
+        "netwatch_poll_backoff_seconds": (
+            "While a target that does not answer is polled less often: seconds from its last poll to its next."
+        ),
         "netwatch_icmp_rtt_seconds": "Round-trip time of the last round.",
         "netwatch_icmp_jitter_seconds": "Mean difference of consecutive RTTs in the last round.",
         "netwatch_icmp_loss_ratio": "Share of probes lost in the last round.",

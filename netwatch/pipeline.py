@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from collectors.base import CollectContext, CollectorSpec, CollectResult
+from collectors.base import BackoffParams, CollectContext, CollectorSpec, CollectResult
 from netwatch.config.inventory import Job
 from netwatch.counters import CounterBook
 from netwatch.health import RoundOutcome, State, TargetHealth, Transition, classify
-from netwatch.state import LatestState
+from netwatch.state import JobState, LatestState
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,14 @@ class Pipeline:
         self._ctx = ctx
         self._state = state
         self._sinks = list(sinks)
+        self._spaced: dict[str, str] = {}
+        """Target key → key of its job polled less often: the device answering ping ends the wait."""
 
-    async def run_once(self, job: Job, scheduled_at: datetime) -> PollRecord:
-        """Poll ``job`` now; ``scheduled_at`` is the grid time it was due (for lag and replay keys)."""
+    async def run_once(self, job: Job, scheduled_at: datetime) -> PollRecord | None:
+        """Poll ``job`` now; ``scheduled_at`` is the grid time it was due (for lag and replay keys).
+        None, with nothing polled, for a slot its target's backoff leaves out."""
+        if self._waiting(job, scheduled_at):
+            return None
         started_at = datetime.now(UTC)
         started = time.monotonic()
         result = await self._collect(job)
@@ -131,6 +136,9 @@ class Pipeline:
         spec = self._specs.get(job.kind)
         if spec is None or spec.start is None:
             return False
+        if self._waiting(job, scheduled_at):
+            finished()
+            return True
         poll = _StartedPoll(self, job, scheduled_at, finished)
         try:
             spec.start(job.target, job.params, self._ctx, poll)
@@ -139,6 +147,35 @@ class Pipeline:
             if not poll.called:
                 poll(CollectResult.failed("internal", f"{type(exc).__name__} in collector {job.kind}"))
         return True
+
+    def _waiting(self, job: Job, scheduled_at: datetime) -> bool:
+        """Whether this slot of ``job`` is left out: its target does not answer and is spaced out."""
+        job_state = self._state.jobs.get(job.key)
+        if job_state is None or job_state.resume_at is None or scheduled_at >= job_state.resume_at:
+            return False
+        self._state.backed_off_total[job.kind] += 1
+        return True
+
+    def _space_out(
+        self, job: Job, job_state: JobState, result: CollectResult, scheduled_at: datetime
+    ) -> None:
+        """Count polls without an answer; past ``backoff_after`` of them, wait twice as long after
+        each, up to ``backoff_max``. Any answer (even an error) polls every slot again."""
+        params = job.params
+        if not isinstance(params, BackoffParams):
+            return
+        if result.reason == "timeout" and params.backoff_after:
+            job_state.unanswered += 1
+            beyond = job_state.unanswered - params.backoff_after
+            if beyond >= 0:
+                interval = job.params.interval
+                gap = min(interval * 2 ** min(beyond + 1, 32), max(params.backoff_max, interval))
+                job_state.resume_at = scheduled_at + timedelta(seconds=gap)
+                self._spaced[job.target.key] = job.key
+        elif job_state.unanswered or job_state.resume_at is not None:
+            job_state.unanswered = 0
+            job_state.resume_at = None
+            self._spaced.pop(job.target.key, None)
 
     def _finish(
         self, job: Job, result: CollectResult, scheduled_at: datetime, started_at: datetime, started: float
@@ -194,6 +231,12 @@ class Pipeline:
         job_state.book.apply(result, result.details.get("sample_monotonic", finished_monotonic))
         outcome = classify(result, job_state.health.rules)
         transition = job_state.health.observe(outcome, scheduled_at)
+        self._space_out(job, job_state, result, scheduled_at)
+        if transition is not None and transition.new is State.UP and job.target.key in self._spaced:
+            # The device answers again (its ping came back): poll what waited at its next slot.
+            waiting = state.jobs.get(self._spaced.pop(job.target.key))
+            if waiting is not None:
+                waiting.resume_at = None
         if transition is not None:
             log.log(
                 logging.DEBUG if transition.old is State.UNKNOWN else logging.INFO,

@@ -32,6 +32,10 @@ class JobState:
     last_started_at: datetime | None = None
     counters: dict[str, float] = field(default_factory=dict)
     book: CounterBook = field(default_factory=CounterBook)
+    unanswered: int = 0
+    """Polls in a row that got no answer (reason ``timeout``)."""
+    resume_at: datetime | None = None
+    """While the target is polled less often (``BackoffParams``): its next slot polled; None otherwise."""
 
 
 @dataclass(slots=True)
@@ -82,6 +86,8 @@ class LatestState:
     polls_total: int = 0
     polls_late_total: int = 0
     misfires_total: int = 0
+    backed_off_total: Counter[str] = field(default_factory=Counter)
+    """Slots not polled by collector kind, their target not answering (see ``BackoffParams``)."""
     clock_steps_total: int = 0
     """Wall-clock steps the scheduler's watchdog saw (each one realigned every job)."""
     config_last_reload_successful: bool = True
@@ -107,6 +113,8 @@ class LatestState:
                 health=health,
                 counters=state.counters if state else {},
                 book=state.book if state else CounterBook(),
+                unanswered=state.unanswered if state else 0,
+                resume_at=state.resume_at if state else None,
             )
             self.jobs[job.key] = state
         return state

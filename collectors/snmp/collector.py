@@ -44,7 +44,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Target
+from collectors.base import (
+    BackoffParams,
+    CollectContext,
+    CollectorParams,
+    CollectorSpec,
+    CollectResult,
+    Target,
+)
 from collectors.snmp.client import SYS_UPTIME, Riders, SnmpClient, SnmpError, Value
 from collectors.snmp.credentials import SnmpCredentials, SnmpTarget
 from collectors.snmp.decode import (
@@ -154,8 +161,9 @@ class InterfaceFilterParams(BaseModel):
         )
 
 
-class SnmpParams(CollectorParams):
-    """Poll one SNMP agent with the chosen device profiles."""
+class SnmpParams(CollectorParams, BackoffParams):
+    """Poll one SNMP agent with the chosen device profiles; an agent that stops answering is polled
+    less often (``backoff_after``, ``backoff_max``) until it answers again or its device answers ping."""
 
     kind: Literal["snmp"] = "snmp"
     interval: float = Field(default=60.0, gt=0, le=86_400, description="Seconds between two polls.")

@@ -133,3 +133,20 @@ async def test_two_targets_sharing_a_user_name_with_different_keys_do_not_distur
             assert result["1.3.6.1.2.1.1.5.0"].value == snmpd.sys_name.encode()
         else:
             assert isinstance(result, SnmpError) and result.reason == "auth"
+
+
+async def test_a_v3_poll_reads_its_scalars_in_the_walk_as_a_get_does(
+    client: SnmpClient, snmpd: SnmpAgent
+) -> None:
+    """The scalars ride in the walk's first request over SNMPv3 too (pysnmp's GETBULK with
+    non-repeaters), and read what a GET reads."""
+    from collectors.snmp.client import Riders
+
+    target = _target(snmpd, _credentials(snmpd.users["nw-sha-aes"]))
+    oids = ["1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.99.0"]  # sysName, sysObjectID, absent
+    expected = await client.get(target, oids)
+    riders = Riders(oids)
+    walked = await client.walk(target, ["1.3.6.1.2.1.2.2.1.2"], riders=riders)
+    assert riders.answered and riders.values == expected and len(expected) == 2
+    again = await client.walk(target, ["1.3.6.1.2.1.2.2.1.2"])
+    assert walked["1.3.6.1.2.1.2.2.1.2"] == again["1.3.6.1.2.1.2.2.1.2"] != {}

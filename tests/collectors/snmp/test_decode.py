@@ -144,6 +144,24 @@ def test_storage_scaled_by_allocation_units_and_ram_is_memory() -> None:
     assert got[("host_memory_used_bytes", ())] == 256_000
 
 
+def test_two_rows_with_the_same_labels_keep_the_first_and_say_so() -> None:
+    """Two file systems mounted at "/" (a bind mount in a container): one series, the first row's,
+    and a decode problem, never two samples of one series in a scrape."""
+    base = "1.3.6.1.2.1.25.2.3.1"
+    columns: Columns = {
+        f"{base}.2": {r: Value("ObjectIdentifier", "1.3.6.1.2.1.25.2.1.4") for r in ("31", "32")},
+        f"{base}.3": {"31": s("/"), "32": s("/")},
+        f"{base}.4": {"31": i(4096), "32": i(4096)},
+        f"{base}.5": {"31": i(500), "32": i(900)},
+        f"{base}.6": {"31": i(100), "32": i(700)},
+    }
+    out = decode([HR], {}, columns)
+    used = [m.value for m in out.measurements if m.name == "host_storage_used_bytes"]
+    assert used == [409_600]
+    assert out.problem_count == 2  # used and size of row 32
+    assert all("duplicate series" in text for text in out.problems)
+
+
 def test_cpu_load_is_a_ratio() -> None:
     out = decode([HR], {}, {"1.3.6.1.2.1.25.3.3.1.2": {"196608": i(37)}})
     assert [(m.name, m.labels, m.value) for m in out.measurements] == [

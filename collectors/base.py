@@ -42,13 +42,17 @@ class BackoffParams(BaseModel):
         default=2,
         ge=0,
         le=1_000,
-        description="Polls in a row without an answer (timeout) before the target is polled less often; 0: never.",
+        description=(
+            "Polls in a row without an answer (timeout) before the target is polled less often; 0: never."
+        ),
     )
     backoff_max: float = Field(
         default=600.0,
         ge=0,
         le=86_400,
-        description="Longest gap in seconds between polls of a target that does not answer (the gap doubles up to it).",
+        description=(
+            "Longest gap in seconds between polls of a target that does not answer (doubling up to it)."
+        ),
     )
 
 

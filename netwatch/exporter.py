@@ -409,7 +409,7 @@ class _Families:
         ),
         "netwatch_poll_duration_seconds": "Duration of the last poll.",
         "netwatch_poll_backoff_seconds": (
-            "While a target that does not answer is polled less often: seconds from its last poll to its next."
+            "While a target that does not answer is polled less often: seconds from last poll to next."
         ),
         "netwatch_icmp_rtt_seconds": "Round-trip time of the last round.",
         "netwatch_icmp_jitter_seconds": "Mean difference of consecutive RTTs in the last round.",

@@ -117,8 +117,6 @@ class Pipeline:
         self._ctx = ctx
         self._state = state
         self._sinks = list(sinks)
-        self._spaced: dict[str, str] = {}
-        """Target key → key of its job polled less often: the device answering ping ends the wait."""
 
     async def run_once(self, job: Job, scheduled_at: datetime) -> PollRecord | None:
         """Poll ``job`` now; ``scheduled_at`` is the grid time it was due (for lag and replay keys).
@@ -171,11 +169,18 @@ class Pipeline:
                 interval = job.params.interval
                 gap = min(interval * 2 ** min(beyond + 1, 32), max(params.backoff_max, interval))
                 job_state.resume_at = scheduled_at + timedelta(seconds=gap)
-                self._spaced[job.target.key] = job.key
         elif job_state.unanswered or job_state.resume_at is not None:
             job_state.unanswered = 0
             job_state.resume_at = None
-            self._spaced.pop(job.target.key, None)
+
+    def _end_waits(self, job: Job) -> None:
+        """The device answers again (its ping came back): its other jobs that wait are polled at
+        their next slot. Read off the inventory: a transition to UP is rare, a second index is not needed."""
+        device = self._state.inventory.devices.get(job.target.key)
+        for other in device.jobs if device is not None else ():
+            waiting = self._state.jobs.get(other.key)
+            if waiting is not None:
+                waiting.resume_at = None
 
     def _finish(
         self, job: Job, result: CollectResult, scheduled_at: datetime, started_at: datetime, started: float
@@ -232,11 +237,8 @@ class Pipeline:
         outcome = classify(result, job_state.health.rules)
         transition = job_state.health.observe(outcome, scheduled_at)
         self._space_out(job, job_state, result, scheduled_at)
-        if transition is not None and transition.new is State.UP and job.target.key in self._spaced:
-            # The device answers again (its ping came back): poll what waited at its next slot.
-            waiting = state.jobs.get(self._spaced.pop(job.target.key))
-            if waiting is not None:
-                waiting.resume_at = None
+        if transition is not None and transition.new is State.UP:
+            self._end_waits(job)
         if transition is not None:
             log.log(
                 logging.DEBUG if transition.old is State.UNKNOWN else logging.INFO,

@@ -5,78 +5,68 @@ them honestly: each series' width (``counter_bits``), scale (``counter_scale``),
 sysUpTime (``uptime_ticks``) and ifCounterDiscontinuityTime (``discontinuity``). This module feeds
 them to :mod:`netwatch.rates` and reads, per series, the total netwatch exports and the last rate.
 
-The totals and rates are views of the trackers, not copies: at province scale (600,000 counter
-series) two more dictionaries of floats per series were about 90 MB of the daemon's memory.
+A target's series keep their slots in the order its polls report them, so a poll finds each
+series' slot by position, without a dictionary of series keys: at province scale (600,000 counter
+series) a key tuple and a dictionary entry per series were about 60 MB of the daemon's memory.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from collectors.base import CollectResult
-from netwatch.rates import CounterTracker, Rates, Reading, modulus_of
+from collectors.base import CollectResult, Measurement
+from netwatch.rates import CounterColumns, Reading, modulus_of
 
-SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+Labels = tuple[tuple[str, str], ...]
+SeriesKey = tuple[str, Labels]
 """(measurement name, its labels): one counter series of one target."""
 
 SPEED_METRIC = "if_speed_bps"
 
 
-@dataclass(slots=True)
 class CounterBook:
-    """One target's counter series: trackers, the totals to export and the rates of the last interval."""
+    """One target's counter series: their names and labels, by slot, and the slots' state."""
 
-    rates: Rates = field(default_factory=Rates)
-    scales: dict[SeriesKey, float] = field(default_factory=dict)
-    """The scale of each series whose scale is not 1 (the trackers count in the device's units)."""
+    __slots__ = ("columns", "labels", "names", "scales")
 
-    @property
-    def totals(self) -> Mapping[SeriesKey, float]:
-        """netwatch's running total of each series, scaled."""
-        return _Totals(self)
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.labels: list[Labels] = []
+        self.columns = CounterColumns()
+        self.scales: array[float] | None = None
+        """Each slot's scale (the columns count in the device's units), or None while every one is 1."""
 
-    @property
-    def last_rates(self) -> Mapping[SeriesKey, float | None]:
-        """Each series' rate over the last interval, scaled; None when that reading gave none."""
-        return _LastRates(self)
+    def __len__(self) -> int:
+        return len(self.names)
 
     def scaled(self) -> Iterator[tuple[SeriesKey, float, float | None]]:
-        """Every series with its total and last rate, scaled, in one pass (what /metrics and the
-        interface samples write)."""
-        for raw_key, tracker in self.rates.items():
-            key = cast(SeriesKey, raw_key)
-            scale = self.scale(key)
-            rate = tracker.rate
-            yield key, tracker.total * scale, None if rate is None else rate * scale
-
-    def trackers(self) -> Iterator[tuple[SeriesKey, CounterTracker]]:
-        """Every series with its tracker, unscaled (see :attr:`scales`): the scrape's loop, which
-        reads a million of them and cannot afford a generator step per series."""
-        return cast(Iterator[tuple[SeriesKey, CounterTracker]], self.rates.items())
-
-    def scale(self, key: SeriesKey) -> float:
-        """The factor from the device's units of ``key`` to the exported ones (1 for most)."""
-        return self.scales.get(key, 1.0) if self.scales else 1.0
+        """Every series with its total and last rate (None when that reading gave none), scaled:
+        what /metrics and the interface samples write."""
+        scales = self.scales
+        columns = self.columns
+        for slot, (name, labels, total, rate) in enumerate(
+            zip(self.names, self.labels, columns.total, columns.rate, strict=True)
+        ):
+            scale = 1.0 if scales is None else scales[slot]
+            yield (name, labels), total * scale, None if rate != rate else rate * scale
 
     def apply(self, result: CollectResult, sample_monotonic: float) -> None:
         """Feed every counter of ``result``; series the device no longer reports are forgotten
         after a complete (successful) poll."""
-        if not self.rates and not any(m.kind == "counter" for m in result.measurements):
+        counters = [m for m in result.measurements if m.kind == "counter"]
+        if not counters and not self.names:
             return  # an ICMP round, a thousand a second: nothing to feed, nothing to forget
+        if not self._in_place(counters):
+            self._lay_out(counters, forget=result.success)
         details: Mapping[str, Any] = result.details
         bits: Mapping[SeriesKey, int] = details.get("counter_bits", {})
         scales: Mapping[SeriesKey, float] = details.get("counter_scale", {})
         discontinuities: Mapping[SeriesKey, int] = details.get("discontinuity", {})
-        uptime = details.get("uptime_ticks")
         speeds = {m.labels: m.value for m in result.measurements if m.name == SPEED_METRIC and m.value > 0}
-        book_scales = self.scales
-        seen: set[SeriesKey] = set()
         readings: list[Reading] = []
-        for m in result.measurements:
-            if m.kind != "counter":
-                continue
+        for slot, m in enumerate(counters):
             key: SeriesKey = (m.name, m.labels)
             # Hashing a series key walks its labels: skip the lookups that cannot hit.
             scale = scales.get(key, 1) if scales else 1
@@ -85,57 +75,52 @@ class CounterBook:
             max_rate = speed / 8 / scale if speed and m.name.endswith("_octets") else None
             raw = int(m.value // scale) if scale != 1 else int(m.value)
             discontinuity = discontinuities.get(key) if discontinuities else None
-            readings.append((key, raw, modulus_of(bits.get(key, 64)), discontinuity, max_rate))
-            if scale != 1:
-                book_scales[key] = scale
-            elif book_scales:
-                book_scales.pop(key, None)
-            seen.add(key)
-        self.rates.update_poll(readings, sample_monotonic=sample_monotonic, device_uptime_ticks=uptime)
-        # Only a complete poll says a series is gone; every series it read is in the book, so
-        # equal sizes mean nothing to forget (the usual case: skip the scans).
-        if result.success and len(self.rates) != len(seen):
-            self.rates.retain(seen)
-            for key in [k for k in book_scales if k not in seen]:
-                del book_scales[key]
+            readings.append((slot, raw, modulus_of(bits.get(key, 64)), discontinuity, max_rate))
+            if scale != 1 or self.scales is not None:
+                self._set_scale(slot, scale)
+        self.columns.update_poll(
+            readings, sample_monotonic=sample_monotonic, device_uptime_ticks=details.get("uptime_ticks")
+        )
 
+    def _in_place(self, counters: list[Measurement]) -> bool:
+        """Whether ``counters`` are the book's series in slot order (the usual poll)."""
+        names, labels = self.names, self.labels
+        if len(counters) != len(names):
+            return False
+        for slot, m in enumerate(counters):
+            if names[slot] != m.name:
+                return False
+            held = labels[slot]
+            if held is not m.labels:
+                if held != m.labels:
+                    return False
+                labels[slot] = m.labels  # the poll's own tuple: the book holds no copy of it
+        return True
 
-class _View(Mapping[SeriesKey, Any]):
-    """A read-only view of a book's trackers."""
+    def _lay_out(self, counters: list[Measurement], *, forget: bool) -> None:
+        """Give the book the slot order of ``counters``; series it held and they lack are kept
+        after them, unless ``forget`` (only a complete poll says a series is gone)."""
+        old = {key: slot for slot, key in enumerate(zip(self.names, self.labels, strict=True))}
+        order: list[int | None] = []
+        names: list[str] = []
+        labels: list[Labels] = []
+        for m in counters:
+            order.append(old.pop((m.name, m.labels), None))
+            names.append(m.name)
+            labels.append(m.labels)
+        if not forget:
+            for (name, series), slot in old.items():
+                order.append(slot)
+                names.append(name)
+                labels.append(series)
+        scales = self.scales
+        self.columns = self.columns.taken(order)
+        self.names, self.labels = names, labels
+        self.scales = None
+        if scales is not None and any(slot is not None and scales[slot] != 1 for slot in order):
+            self.scales = array("d", (1.0 if slot is None else scales[slot] for slot in order))
 
-    __slots__ = ("_book",)
-
-    def __init__(self, book: CounterBook) -> None:
-        self._book = book
-
-    def _value(self, key: SeriesKey, tracker: CounterTracker) -> Any:
-        raise NotImplementedError
-
-    def __getitem__(self, key: SeriesKey) -> Any:
-        tracker = self._book.rates.get(key)
-        if tracker is None:
-            raise KeyError(key)
-        return self._value(key, tracker)
-
-    def __iter__(self) -> Iterator[SeriesKey]:
-        return (key for key, _ in self._book.rates.items())  # type: ignore[misc]
-
-    def __len__(self) -> int:
-        return len(self._book.rates)
-
-    def items(self) -> Iterator[tuple[SeriesKey, Any]]:  # type: ignore[override]
-        """(key, value) pairs in one pass over the trackers."""
-        value = self._value
-        for key, tracker in self._book.rates.items():
-            yield key, value(key, tracker)  # type: ignore[misc,arg-type]
-
-
-class _Totals(_View):
-    def _value(self, key: SeriesKey, tracker: CounterTracker) -> float:
-        return tracker.total * self._book.scale(key)
-
-
-class _LastRates(_View):
-    def _value(self, key: SeriesKey, tracker: CounterTracker) -> float | None:
-        rate = tracker.rate
-        return None if rate is None else rate * self._book.scale(key)
+    def _set_scale(self, slot: int, scale: float) -> None:
+        if self.scales is None:
+            self.scales = array("d", [1.0] * len(self.names))
+        self.scales[slot] = scale

@@ -166,21 +166,22 @@ class NetwatchCollector(Collector):
                 bps = contracted.get((js.job.target.key, ifname))
                 if bps is not None:
                     families.family("netwatch_if_contracted_bps", "gauge").add(texts[m.labels], bps)
-        # The loop of a scrape (six counters per interface): trackers read in place and each line
-        # written straight into its family's buffer, no call per sample but go_float.
+        # The loop of a scrape (six counters per interface): the book's columns read in place and
+        # each line written straight into its family's buffer, no call per sample but go_float.
         book = js.book
         scales = book.scales
         buffers = families.counter_buffers
-        for key, tracker in book.trackers():
-            name, series = key
-            scale = scales.get(key, 1.0) if scales else 1.0
+        columns = book.columns
+        for slot, (name, series, total, rate) in enumerate(
+            zip(book.names, book.labels, columns.total, columns.rate, strict=True)
+        ):
+            scale = 1.0 if scales is None else scales[slot]
             labels = texts[series]
             out = buffers.get(name)
             if out is None:
                 out = families.counter_buffer(name)
-            out.text += f"{out.sample}{labels} {go_float(tracker.total * scale)}\n".encode()
-            rate = tracker.rate
-            if rate is not None and out.rate_family is not None:
+            out.text += f"{out.sample}{labels} {go_float(total * scale)}\n".encode()
+            if rate == rate and out.rate_family is not None:  # NaN: that reading gave no rate
                 text = out.rate_text
                 if text is None:
                     text = families.rate_buffer(out)

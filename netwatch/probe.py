@@ -125,7 +125,7 @@ def _fill(report: ProbeReport, result: CollectResult, book: CounterBook) -> None
             row.oper_up = m.value == 1
         elif m.name == "if_speed_bps":
             row.speed_bps = m.value
-    for (name, series), rate in book.last_rates.items():
+    for (name, series), _, rate in book.scaled():
         found = rows.get(dict(series).get("ifindex", ""))
         if found is None or rate is None:
             continue

@@ -2,8 +2,8 @@
 
 netwatch never exports a device's raw counter: a 32-bit counter wraps every 34 s on a 1 Gb/s link, a reboot
 or a cleared counter starts it again at zero, and Prometheus' ``rate()`` over such a series shows spikes.
-Each counter series gets a :class:`CounterTracker` that turns raw readings into a total that only grows,
-by the bytes (or packets) that really passed, and a rate over the last poll interval:
+Each counter series gets a slot of :class:`CounterColumns` that turns raw readings into a total that
+only grows, by the bytes (or packets) that really passed, and a rate over the last poll interval:
 
 - The first reading after start gives no rate and starts the total at 0: netwatch's totals count what
   it saw happen, not the device's history (a restart of netwatch is a counter reset to Prometheus).
@@ -19,8 +19,10 @@ by the bytes (or packets) that really passed, and a rate over the last poll inte
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Final, Literal, NamedTuple
 
 SPIKE_MARGIN: Final = 1.1
@@ -34,8 +36,8 @@ Reason = Literal["first", "wrap", "reboot", "discontinuity", "reset", "spike", "
 _MODULI: Final = {32: 2**32, 64: 2**64}
 
 
-Reading = tuple[Hashable, int, int, int | None, float | None]
-"""One counter reading of a poll, for :meth:`Rates.update_poll`: (series key, raw value, modulus
+Reading = tuple[int, int, int, int | None, float | None]
+"""One counter reading of a poll, for :meth:`CounterColumns.update_poll`: (slot, raw value, modulus
 ``2**bits``, ifCounterDiscontinuityTime or None, the most it can grow per second or None). A plain
 tuple: a poll builds about a hundred, and a named tuple costs ten times more to build."""
 
@@ -59,22 +61,64 @@ class CounterUpdate(NamedTuple):
     reason: Reason | None
 
 
-class CounterTracker:
-    """The state of one counter series: last reading, its times, and netwatch's total."""
+_NONE: Final = -1
+"""sysUpTime or ifCounterDiscontinuityTime not read (both are TimeTicks: never negative)."""
+_NO_RATE: Final = math.nan
+
+
+class CounterColumns:
+    """The state of many counter series, a slot each, in typed arrays: last reading, its times, and
+    netwatch's total and last rate.
+
+    Columns, not an object per series: at province scale (600,000 series) an object, its floats and
+    its dictionary entry cost about 200 bytes a series; six array cells cost 48.
+    """
 
     __slots__ = ("_discontinuity", "_raw", "_time", "_uptime", "rate", "total")
 
     def __init__(self) -> None:
-        self.total: float = 0.0
-        self.rate: float | None = None
-        """The rate of the last reading (per second), None when it gave none (first, reboot, spike…)."""
-        self._raw: int | None = None
-        self._time = 0.0
-        self._uptime: int | None = None
-        self._discontinuity: int | None = None
+        self._raw = array("Q")
+        self._time = array("d")
+        """Monotonic time of the last reading; NaN before the first."""
+        self._uptime = array("q")
+        self._discontinuity = array("q")
+        self.total = array("d")
+        """netwatch's running total of each series, in the device's units."""
+        self.rate = array("d")
+        """Each series' rate over its last interval (per second); NaN when that reading gave none."""
+
+    def __len__(self) -> int:
+        return len(self.total)
+
+    def add(self) -> int:
+        """A new slot, not yet read; returns its index."""
+        self._raw.append(0)
+        self._time.append(math.nan)
+        self._uptime.append(_NONE)
+        self._discontinuity.append(_NONE)
+        self.total.append(0.0)
+        self.rate.append(_NO_RATE)
+        return len(self.total) - 1
+
+    def taken(self, slots: Iterable[int | None]) -> CounterColumns:
+        """New columns holding ``slots`` of these in that order (None: a new, unread slot)."""
+        out = CounterColumns()
+        for slot in slots:
+            new = out.add()
+            if slot is not None:
+                out._raw[new], out._time[new] = self._raw[slot], self._time[slot]
+                out._uptime[new], out._discontinuity[new] = self._uptime[slot], self._discontinuity[slot]
+                out.total[new], out.rate[new] = self.total[slot], self.rate[slot]
+        return out
+
+    def rate_of(self, slot: int) -> float | None:
+        """The rate of the slot's last reading, None when it gave none (first, reboot, spike…)."""
+        rate = self.rate[slot]
+        return None if rate != rate else rate
 
     def update(
         self,
+        slot: int,
         raw: int,
         *,
         bits: int,
@@ -83,27 +127,55 @@ class CounterTracker:
         discontinuity: int | None = None,
         max_rate: float | None = None,
     ) -> CounterUpdate:
-        """Take one reading of the counter (``bits`` 32 or 64) taken at ``sample_monotonic`` seconds.
+        """Take one reading of the slot's counter (``bits`` 32 or 64) taken at ``sample_monotonic``.
 
         ``max_rate`` is the most the counter can grow per second (e.g. ifSpeed / 8 for octets), if known.
         """
         reason = self.step(
-            raw, modulus_of(bits), sample_monotonic, device_uptime_ticks, discontinuity, max_rate
+            slot, raw, modulus_of(bits), sample_monotonic, device_uptime_ticks, discontinuity, max_rate
         )
-        return CounterUpdate(self.total, self.rate, reason)
+        return CounterUpdate(self.total[slot], self.rate_of(slot), reason)
 
-    @property
-    def baseline(self) -> tuple[int | None, float]:
-        """(sysUpTime, monotonic time) of the last reading: series read in the same poll share it,
-        and so share the reboot verdict of the next one (see :meth:`Rates.update_poll`)."""
-        return self._uptime, self._time
+    def update_poll(
+        self, readings: Iterable[Reading], *, sample_monotonic: float, device_uptime_ticks: int | None
+    ) -> Counter[str]:
+        """Feed every counter one poll read, all taken at ``sample_monotonic`` with one sysUpTime;
+        returns how many readings had each reason.
 
-    def rebooted(self, uptime: int | None, sample_monotonic: float) -> bool:
-        """Whether sysUpTime ``uptime`` at ``sample_monotonic`` shows a reboot since the last reading."""
-        return self._rebooted(uptime, sample_monotonic - self._time)
+        The same as :meth:`update` per reading, but the reboot check is made once per baseline
+        (series read together last time share their sysUpTime and time) instead of once per series:
+        a device's hundred series cost one check, not a hundred.
+        """
+        reasons: Counter[str] = Counter()
+        times, uptimes = self._time, self._uptime
+        seen_uptime, seen_time, rebooted = _NONE, math.nan, False
+        for slot, raw, modulus, discontinuity, max_rate in readings:
+            if uptimes[slot] != seen_uptime or times[slot] != seen_time:  # NaN (never read) never equals
+                seen_uptime, seen_time = uptimes[slot], times[slot]
+                rebooted = self.rebooted(slot, device_uptime_ticks, sample_monotonic)
+            reason = self.step(
+                slot, raw, modulus, sample_monotonic, device_uptime_ticks, discontinuity, max_rate, rebooted
+            )
+            if reason is not None:
+                reasons[reason] += 1
+        return reasons
+
+    def rebooted(self, slot: int, uptime: int | None, sample_monotonic: float) -> bool:
+        """Whether sysUpTime ``uptime`` at ``sample_monotonic`` shows a reboot since the slot's last reading."""
+        if uptime is None:
+            return False
+        elapsed = sample_monotonic - self._time[slot]
+        last = self._uptime[slot]
+        if last != _NONE and uptime < last:
+            # Gone back: a reboot, unless sysUpTime itself wrapped by about the time that passed.
+            advanced = (uptime - last) % UPTIME_MODULUS / 100
+            return abs(advanced - elapsed) > max(UPTIME_SLACK_SECONDS, elapsed * 0.1)
+        # Up for less time than has passed since the last poll: it rebooted in between.
+        return uptime / 100 + UPTIME_SLACK_SECONDS < elapsed
 
     def step(
         self,
+        slot: int,
         raw: int,
         modulus: int,
         sample_monotonic: float,
@@ -113,51 +185,53 @@ class CounterTracker:
         rebooted: bool | None = None,
     ) -> Reason | None:
         """:meth:`update` with positional arguments, the counter's modulus (2**bits) and, when the
-        caller judged it already, the reboot verdict; sets ``total`` and ``rate``, returns the reason.
+        caller judged it already, the reboot verdict; sets the slot's total and rate, returns the reason.
 
         The one implementation of the rules above: a poll feeds about 100 series through it.
         """
         if not 0 <= raw < modulus:
             raise ValueError(f"a {modulus.bit_length() - 1}-bit counter cannot read {raw}")
-        last = self._raw
-        if last is None:
-            self._rebase(raw, sample_monotonic, uptime, discontinuity)
-            self.rate = None
+        if discontinuity is not None and not 0 <= discontinuity < UPTIME_MODULUS:
+            discontinuity = None  # not TimeTicks (an agent's garbage): as if the column were absent
+        last_time = self._time[slot]
+        new_uptime = _NONE if uptime is None else uptime
+        if last_time != last_time:  # never read
+            self._rebase(slot, raw, sample_monotonic, new_uptime, discontinuity)
+            self.rate[slot] = _NO_RATE
             return "first"
-        elapsed = sample_monotonic - self._time
+        elapsed = sample_monotonic - last_time
         if elapsed <= 0:
             # The same poll seen twice (or a clock that did not move): nothing to divide by; keep the baseline.
-            self.rate = None
+            self.rate[slot] = _NO_RATE
             return "no_time"
         if rebooted is None:
-            rebooted = self._rebooted(uptime, elapsed)
+            rebooted = self.rebooted(slot, uptime, sample_monotonic)
+        last = self._raw[slot]
         # Ordinary readings (no reboot, same discontinuity time, not lower) skip the classification.
-        if raw >= last and not rebooted and (discontinuity is None or discontinuity == self._discontinuity):
+        same = discontinuity is None or discontinuity == self._discontinuity[slot]
+        if raw >= last and not rebooted and same:
             reason: Reason | None = None
         else:
-            reason = self._classify(raw, modulus, elapsed, uptime, discontinuity, max_rate, rebooted)
-        delta = (raw - last) % modulus
-        self._raw, self._time, self._uptime = raw, sample_monotonic, uptime
-        if discontinuity is not None:
-            self._discontinuity = discontinuity
+            reason = self._classify(slot, raw, modulus, elapsed, uptime, discontinuity, max_rate, rebooted)
+        self._rebase(slot, raw, sample_monotonic, new_uptime, discontinuity)
         if reason is not None and reason != "wrap":
-            self.rate = None
+            self.rate[slot] = _NO_RATE
             return reason
+        delta = (raw - last) % modulus
         if not delta:
-            # An idle counter (errors, discards, unused ports: most series of a device) keeps its
-            # total object and shares one zero: no new floats per series per poll to allocate and hold.
-            self.rate = 0.0
+            self.rate[slot] = 0.0
             return reason
         rate = delta / elapsed
         if max_rate is not None and rate > max_rate * SPIKE_MARGIN:
-            self.rate = None
+            self.rate[slot] = _NO_RATE
             return "spike"
-        self.total += delta
-        self.rate = rate
+        self.total[slot] += delta
+        self.rate[slot] = rate
         return reason
 
     def _classify(
         self,
+        slot: int,
         raw: int,
         modulus: int,
         elapsed: float,
@@ -166,128 +240,25 @@ class CounterTracker:
         max_rate: float | None,
         rebooted: bool,
     ) -> Reason | None:
-        assert self._raw is not None
         if rebooted:
             return "reboot"
-        if (
-            discontinuity is not None
-            and self._discontinuity is not None
-            and discontinuity != self._discontinuity
-        ):
+        last_discontinuity = self._discontinuity[slot]
+        if discontinuity is not None and last_discontinuity != _NONE and discontinuity != last_discontinuity:
             return "discontinuity"
-        if raw >= self._raw:
+        last = self._raw[slot]
+        if raw >= last:
             return None
         if modulus == _MODULI[64]:
             return "reset"
-        wrapped = raw + modulus - self._raw
+        wrapped = raw + modulus - last
         if max_rate is not None:
             return "wrap" if wrapped / elapsed <= max_rate * SPIKE_MARGIN else "reset"
         # No link speed to judge by: trust a wrap only when sysUpTime vouches there was no reboot.
-        return "wrap" if uptime is not None and self._uptime is not None else "reset"
+        return "wrap" if uptime is not None and self._uptime[slot] != _NONE else "reset"
 
-    def _rebooted(self, uptime: int | None, elapsed: float) -> bool:
-        if uptime is None:
-            return False
-        if self._uptime is not None and uptime < self._uptime:
-            # Gone back: a reboot, unless sysUpTime itself wrapped by about the time that passed.
-            advanced = (uptime - self._uptime) % UPTIME_MODULUS / 100
-            return abs(advanced - elapsed) > max(UPTIME_SLACK_SECONDS, elapsed * 0.1)
-        # Up for less time than has passed since the last poll: it rebooted in between.
-        return uptime / 100 + UPTIME_SLACK_SECONDS < elapsed
-
-    def _rebase(self, raw: int, when: float, uptime: int | None, discontinuity: int | None) -> None:
-        self._raw = raw
-        self._time = when
-        self._uptime = uptime
+    def _rebase(self, slot: int, raw: int, when: float, uptime: int, discontinuity: int | None) -> None:
+        self._raw[slot] = raw
+        self._time[slot] = when
+        self._uptime[slot] = uptime
         if discontinuity is not None:
-            self._discontinuity = discontinuity
-
-
-class Rates:
-    """Counter trackers by series key (e.g. ``(device, ifindex, "in_octets")``), and how each reading went.
-
-    ``reasons`` counts every non-ordinary reading by reason (``spike``, ``reboot``…) for self-metrics.
-    """
-
-    def __init__(self) -> None:
-        self._trackers: dict[Hashable, CounterTracker] = {}
-        self.reasons: Counter[str] = Counter()
-
-    def update(
-        self,
-        key: Hashable,
-        raw: int,
-        *,
-        bits: int,
-        sample_monotonic: float,
-        device_uptime_ticks: int | None = None,
-        discontinuity: int | None = None,
-        max_rate: float | None = None,
-    ) -> CounterUpdate:
-        """Feed one reading to the tracker of ``key`` (created on first use)."""
-        tracker = self._tracker(key)
-        reason = tracker.step(
-            raw, modulus_of(bits), sample_monotonic, device_uptime_ticks, discontinuity, max_rate
-        )
-        if reason is not None:
-            self.reasons[reason] += 1
-        return CounterUpdate(tracker.total, tracker.rate, reason)
-
-    def update_poll(
-        self, readings: Iterable[Reading], *, sample_monotonic: float, device_uptime_ticks: int | None
-    ) -> None:
-        """Feed every counter one poll read, all taken at ``sample_monotonic`` with one sysUpTime.
-
-        The same as :meth:`update` per reading, but the reboot check is made once per baseline
-        (series read together last time share it) instead of once per series: a device's hundred
-        series cost one check, not a hundred.
-        """
-        trackers, reasons = self._trackers, self.reasons
-        verdicts: dict[tuple[int | None, float], bool] = {}
-        for key, raw, modulus, discontinuity, max_rate in readings:
-            tracker = trackers.get(key) or self._tracker(key)
-            baseline = tracker.baseline
-            rebooted = verdicts.get(baseline)
-            if rebooted is None:
-                rebooted = verdicts[baseline] = tracker.rebooted(device_uptime_ticks, sample_monotonic)
-            reason = tracker.step(
-                raw, modulus, sample_monotonic, device_uptime_ticks, discontinuity, max_rate, rebooted
-            )
-            if reason is not None:
-                reasons[reason] += 1
-
-    def _tracker(self, key: Hashable) -> CounterTracker:
-        tracker = self._trackers.get(key)
-        if tracker is None:
-            tracker = self._trackers[key] = CounterTracker()
-        return tracker
-
-    def items(self) -> Iterator[tuple[Hashable, CounterTracker]]:
-        """Every series key with its tracker (its ``total`` and last ``rate``)."""
-        return iter(self._trackers.items())
-
-    def get(self, key: Hashable) -> CounterTracker | None:
-        """The tracker of ``key``, or None when it has never been read."""
-        return self._trackers.get(key)
-
-    def total(self, key: Hashable) -> float | None:
-        """The running total of ``key``, or None when it has never been read."""
-        tracker = self._trackers.get(key)
-        return None if tracker is None else tracker.total
-
-    def forget(self, key: Hashable) -> None:
-        """Drop ``key`` (an interface or device that is gone); a new reading starts it afresh."""
-        self._trackers.pop(key, None)
-
-    def retain(self, keys: Iterable[Hashable]) -> int:
-        """Keep only ``keys``; returns how many series were dropped."""
-        keep = keys if isinstance(keys, set | frozenset) else set(keys)
-        if len(keep) == len(self._trackers) and all(k in self._trackers for k in keep):
-            return 0
-        gone = [k for k in self._trackers if k not in keep]
-        for key in gone:
-            del self._trackers[key]
-        return len(gone)
-
-    def __len__(self) -> int:
-        return len(self._trackers)
+            self._discontinuity[slot] = discontinuity

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netwatch.rates import CounterTracker, CounterUpdate, Rates
+from netwatch.rates import CounterColumns, CounterUpdate
 
 WRAP = 2**32
 GBIT_BYTES = 1e9 / 8  # max_rate of a 1 Gb/s link's octet counter
@@ -24,8 +24,19 @@ class Reading:
     discontinuity: int | None = None
 
 
+class Series:
+    """One counter series: a slot of its own columns, read one reading at a time."""
+
+    def __init__(self) -> None:
+        self.columns = CounterColumns()
+        self.slot = self.columns.add()
+
+    def update(self, raw: int, **options: Any) -> CounterUpdate:
+        return self.columns.update(self.slot, raw, **options)
+
+
 def feed(readings: list[Reading], *, bits: int = 32, max_rate: float | None = None) -> list[CounterUpdate]:
-    tracker = CounterTracker()
+    tracker = Series()
     return [
         tracker.update(
             r.raw,
@@ -110,50 +121,57 @@ def test_counter_cases(name: str) -> None:
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_poll_fed_in_one_batch_reads_each_case_the_same(name: str) -> None:
     readings, options, expected = CASES[name]
-    rates = Rates()
+    columns = CounterColumns()
+    slot = columns.add()
     modulus = 2 ** options.get("bits", 32)
-    got = []
+    got, reasons = [], Counter[str]()
     for r in readings:
-        reading = ("series", r.raw, modulus, r.discontinuity, options.get("max_rate"))
-        rates.update_poll([reading], sample_monotonic=r.at, device_uptime_ticks=r.uptime)
-        tracker = rates.get("series")
-        assert tracker is not None
-        got.append((tracker.total, tracker.rate))
+        reading = (slot, r.raw, modulus, r.discontinuity, options.get("max_rate"))
+        reasons += columns.update_poll([reading], sample_monotonic=r.at, device_uptime_ticks=r.uptime)
+        got.append((columns.total[slot], columns.rate_of(slot)))
     assert got == [(u.total, u.rate) for u in expected]
-    assert rates.reasons == Counter(u.reason for u in expected if u.reason is not None)
+    assert reasons == Counter(u.reason for u in expected if u.reason is not None)
 
 
 def test_a_reboot_is_judged_against_each_series_own_last_reading() -> None:
     """One poll, one sysUpTime: a series last read before the reboot restarts, one first read after
     it keeps counting. A verdict shared by the whole poll would get one of them wrong."""
-    rates = Rates()
-    rates.update_poll([("old", 1_000, WRAP, None, None)], sample_monotonic=0.0, device_uptime_ticks=1_000_000)
+    columns = CounterColumns()
+    old, new = columns.add(), columns.add()
+    columns.update_poll([(old, 1_000, WRAP, None, None)], sample_monotonic=0.0, device_uptime_ticks=1_000_000)
     # the device reboots at t=50; a new interface is first read at t=100, 50 s after
-    rates.update_poll([("new", 5_000, WRAP, None, None)], sample_monotonic=100.0, device_uptime_ticks=5_000)
-    both = [("old", 3_000, WRAP, None, None), ("new", 11_000, WRAP, None, None)]
-    rates.update_poll(both, sample_monotonic=160.0, device_uptime_ticks=11_000)
-    old, new = rates.get("old"), rates.get("new")
-    assert old is not None and new is not None
-    assert (old.total, old.rate) == (0.0, None)
-    assert (new.total, new.rate) == (6_000.0, 100.0)
-    assert rates.reasons == Counter({"first": 2, "reboot": 1})
+    columns.update_poll([(new, 5_000, WRAP, None, None)], sample_monotonic=100.0, device_uptime_ticks=5_000)
+    both = [(old, 3_000, WRAP, None, None), (new, 11_000, WRAP, None, None)]
+    reasons = columns.update_poll(both, sample_monotonic=160.0, device_uptime_ticks=11_000)
+    assert (columns.total[old], columns.rate_of(old)) == (0.0, None)
+    assert (columns.total[new], columns.rate_of(new)) == (6_000.0, 100.0)
+    assert reasons == Counter({"reboot": 1})
 
 
-def test_rates_keeps_series_apart_counts_reasons_and_forgets() -> None:
-    rates = Rates()
-    for key, raw in (("a", 0), ("b", 100)):
-        rates.update(key, raw, bits=64, sample_monotonic=0.0)
-    rates.update("a", 600, bits=64, sample_monotonic=60.0)
-    rates.update("b", 50, bits=64, sample_monotonic=60.0)
-    assert (rates.total("a"), rates.total("b")) == (600.0, 0.0)
-    assert rates.reasons == {"first": 2, "reset": 1}
-    rates.forget("a")
-    assert rates.total("a") is None
-    assert rates.retain(["c"]) == 1 and len(rates) == 0
+def test_slots_keep_series_apart() -> None:
+    columns = CounterColumns()
+    a, b = columns.add(), columns.add()
+    for slot, raw in ((a, 0), (b, 100)):
+        columns.update(slot, raw, bits=64, sample_monotonic=0.0)
+    assert columns.update(a, 600, bits=64, sample_monotonic=60.0) == CounterUpdate(600.0, 10.0, None)
+    assert columns.update(b, 50, bits=64, sample_monotonic=60.0) == CounterUpdate(0.0, None, "reset")
+    moved = columns.taken([b, None, a])
+    assert list(moved.total) == [0.0, 0.0, 600.0]
+    assert moved.update(2, 1_200, bits=64, sample_monotonic=120.0) == CounterUpdate(1_200.0, 10.0, None)
+    assert moved.update(1, 7, bits=64, sample_monotonic=120.0) == CounterUpdate(0.0, None, "first")
+
+
+def test_a_discontinuity_time_that_is_not_timeticks_is_ignored() -> None:
+    """An agent answering garbage in ifCounterDiscontinuityTime neither crashes the columns nor
+    resets the series."""
+    series = Series()
+    series.update(1_000, bits=64, sample_monotonic=0.0, discontinuity=-1)
+    got = series.update(7_000, bits=64, sample_monotonic=60.0, discontinuity=2**70)
+    assert got == CounterUpdate(6_000.0, 100.0, None)
 
 
 def test_an_idle_counter_reads_zero_and_keeps_its_total_then_counts_on() -> None:
-    tracker = CounterTracker()
+    tracker = Series()
     tracker.update(1_000, bits=32, sample_monotonic=0.0)
     tracker.update(1_500, bits=32, sample_monotonic=60.0)
     for t in (120.0, 180.0):  # idle: the same reading, a rate of zero and the total unchanged
@@ -163,9 +181,9 @@ def test_an_idle_counter_reads_zero_and_keeps_its_total_then_counts_on() -> None
 
 def test_impossible_readings_are_refused() -> None:
     with pytest.raises(ValueError, match="32-bit"):
-        CounterTracker().update(WRAP, bits=32, sample_monotonic=0.0)
+        Series().update(WRAP, bits=32, sample_monotonic=0.0)
     with pytest.raises(ValueError, match="bits"):
-        CounterTracker().update(1, bits=16, sample_monotonic=0.0)
+        Series().update(1, bits=16, sample_monotonic=0.0)
 
 
 # -- properties -----------------------------------------------------------------------------------
@@ -185,7 +203,7 @@ intervals = st.lists(
 def test_a_wrapping_counter_polled_often_enough_gives_exact_totals_and_rates(
     start: int, uptime0: int, steps: list[tuple[float, float]], use_speed: bool
 ) -> None:
-    tracker = CounterTracker()
+    tracker = Series()
     first = tracker.update(
         start, bits=32, sample_monotonic=1000.0, device_uptime_ticks=uptime0, max_rate=MAX_RATE
     )
@@ -224,7 +242,7 @@ def test_a_wrapping_counter_polled_often_enough_gives_exact_totals_and_rates(
 def test_with_reboots_the_total_never_decreases_and_no_rate_exceeds_the_link(
     steps: list[tuple[float, float, bool, int]], bits: int
 ) -> None:
-    tracker = CounterTracker()
+    tracker = Series()
     raw, now, uptime = 0, 0.0, 360_000
     previous = tracker.update(
         raw, bits=bits, sample_monotonic=now, device_uptime_ticks=uptime, max_rate=MAX_RATE

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
 from collectors.base import CollectResult, Measurement
 from netwatch.rates import CounterColumns, Reading, modulus_of
@@ -26,15 +26,23 @@ SeriesKey = tuple[str, Labels]
 SPEED_METRIC = "if_speed_bps"
 
 
+_NO_NAMES: Final[list[str]] = []
+_NO_LABELS: Final[list[Labels]] = []
+_NO_COLUMNS: Final = CounterColumns()
+
+
 class CounterBook:
     """One target's counter series: their names and labels, by slot, and the slots' state."""
 
     __slots__ = ("columns", "labels", "names", "scales")
 
     def __init__(self) -> None:
-        self.names: list[str] = []
-        self.labels: list[Labels] = []
-        self.columns = CounterColumns()
+        # A book starts with the shared empty layout: most are an ICMP target's, which never gets a
+        # counter (16,000 of them at province scale). Nothing changes a layout in place when it is
+        # empty; the first counters give the book one of its own (:meth:`_lay_out`).
+        self.names: list[str] = _NO_NAMES
+        self.labels: list[Labels] = _NO_LABELS
+        self.columns = _NO_COLUMNS
         self.scales: array[float] | None = None
         """Each slot's scale (the columns count in the device's units), or None while every one is 1."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final, Literal, NamedTuple
 
 SPIKE_MARGIN: Final = 1.1
@@ -66,6 +66,17 @@ _NONE: Final = -1
 _NO_RATE: Final = math.nan
 
 
+_FRESH: Final = {
+    "_raw": 0,
+    "_time": math.nan,
+    "_uptime": _NONE,
+    "_discontinuity": _NONE,
+    "total": 0.0,
+    "rate": _NO_RATE,
+}
+"""Each column's value in a slot not yet read."""
+
+
 class CounterColumns:
     """The state of many counter series, a slot each, in typed arrays: last reading, its times, and
     netwatch's total and last rate.
@@ -92,23 +103,17 @@ class CounterColumns:
 
     def add(self) -> int:
         """A new slot, not yet read; returns its index."""
-        self._raw.append(0)
-        self._time.append(math.nan)
-        self._uptime.append(_NONE)
-        self._discontinuity.append(_NONE)
-        self.total.append(0.0)
-        self.rate.append(_NO_RATE)
+        for name, fresh in _FRESH.items():
+            getattr(self, name).append(fresh)
         return len(self.total) - 1
 
-    def taken(self, slots: Iterable[int | None]) -> CounterColumns:
-        """New columns holding ``slots`` of these in that order (None: a new, unread slot)."""
+    def taken(self, slots: Sequence[int | None]) -> CounterColumns:
+        """New columns holding ``slots`` of these in that order (None: a new, unread slot), each
+        array its exact size (grown by appends, an array keeps up to an eighth more)."""
         out = CounterColumns()
-        for slot in slots:
-            new = out.add()
-            if slot is not None:
-                out._raw[new], out._time[new] = self._raw[slot], self._time[slot]
-                out._uptime[new], out._discontinuity[new] = self._uptime[slot], self._discontinuity[slot]
-                out.total[new], out.rate[new] = self.total[slot], self.rate[slot]
+        for name, fresh in _FRESH.items():
+            column = getattr(self, name)
+            setattr(out, name, array(column.typecode, [fresh if s is None else column[s] for s in slots]))
         return out
 
     def rate_of(self, slot: int) -> float | None:

@@ -1,4 +1,4 @@
-"""The counter book: netwatch's totals and last rates per series, read from the trackers."""
+"""The counter book: netwatch's totals and last rates per series, kept in slots found by position."""
 
 from __future__ import annotations
 

@@ -166,7 +166,8 @@ class CounterColumns:
         return reasons
 
     def rebooted(self, slot: int, uptime: int | None, sample_monotonic: float) -> bool:
-        """Whether sysUpTime ``uptime`` at ``sample_monotonic`` shows a reboot since the slot's last reading."""
+        """Whether sysUpTime ``uptime`` at ``sample_monotonic`` shows a reboot since the slot's last
+        reading."""
         if uptime is None:
             return False
         elapsed = sample_monotonic - self._time[slot]
@@ -206,7 +207,8 @@ class CounterColumns:
             return "first"
         elapsed = sample_monotonic - last_time
         if elapsed <= 0:
-            # The same poll seen twice (or a clock that did not move): nothing to divide by; keep the baseline.
+            # The same poll seen twice (or a clock that did not move): nothing to divide by; keep the
+            # baseline.
             self.rate[slot] = _NO_RATE
             return "no_time"
         if rebooted is None:

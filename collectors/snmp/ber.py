@@ -121,7 +121,8 @@ def _split_first(first: int) -> Oid:
     return (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
 
 
-def _arcs(body: bytes) -> Oid:
+def oid_arcs(body: bytes) -> Oid:
+    """The arcs of an OBJECT IDENTIFIER from its content octets (a name the decoder accepted)."""
     if not body:
         raise BerError("empty OBJECT IDENTIFIER")
     if body.isascii():  # every arc below 128: done in C
@@ -192,7 +193,7 @@ def _ip_address(body: bytes) -> Value:
 
 
 def _object_identifier(body: bytes) -> Value:
-    return Value("ObjectIdentifier", _dotted(_arcs(body)))
+    return Value("ObjectIdentifier", _dotted(oid_arcs(body)))
 
 
 _DECODERS: Final[Mapping[int, Callable[[bytes], Value]]] = {
@@ -219,11 +220,11 @@ _INTEGERS: Final[Mapping[int, tuple[str, int, int]]] = {
     0x43: ("TimeTicks", *_UINT32),
     0x46: ("Counter64", *_UINT64),
 }
-"""The integer types, decoded inline in :func:`_varbinds` (most values of a table walk)."""
+"""The integer types, decoded inline in :func:`_flat_varbinds` (most values of a table walk)."""
 
 
 _OID_CONTENT: Final = re.compile(rb"(?:(?:[\x81-\xff][\x80-\xff]{0,7})?[\x00-\x7f])+")
-"""Well-formed OBJECT IDENTIFIER content octets, as :func:`_arcs` reads them: arcs of at most nine
+"""Well-formed OBJECT IDENTIFIER content octets, as :func:`oid_arcs` reads them: arcs of at most nine
 octets (the tenth would pass 2^63), none starting with 0x80, the last octet ending an arc."""
 
 Flat = list[Any]
@@ -298,12 +299,7 @@ def _flat_varbinds(data: bytes, at: int, end: int) -> Flat:  # noqa: C901  (inli
 def _varbinds(data: bytes, at: int, end: int) -> list[tuple[Oid, Value]]:
     flat = _flat_varbinds(data, at, end)
     new = tuple.__new__
-    return [(_arcs(flat[i]), new(Value, (flat[i + 1], flat[i + 2]))) for i in range(0, len(flat), 3)]
-
-
-def oid_arcs(content: bytes) -> Oid:
-    """The arcs of a name the decoder accepted, from its content octets."""
-    return _arcs(content)
+    return [(oid_arcs(flat[i]), new(Value, (flat[i + 1], flat[i + 2]))) for i in range(0, len(flat), 3)]
 
 
 def subidentifiers(content: bytes) -> Oid:

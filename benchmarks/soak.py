@@ -209,10 +209,14 @@ def machine_busy() -> tuple[float, float]:
     return sum(values) - idle, sum(values)
 
 
-def scrape_seconds(port: int) -> float:
-    """Fetch /metrics once, as Prometheus would; returns how long it took (the body is dropped)."""
+def scrape_seconds(port: int, encoding: str) -> float:
+    """Fetch /metrics once, as Prometheus would (which asks for gzip); returns how long it took
+    (the body is dropped)."""
     started = time.monotonic()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as response:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": encoding}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
         while response.read(1 << 20):
             pass
     return time.monotonic() - started
@@ -221,8 +225,8 @@ def scrape_seconds(port: int) -> float:
 class Scraper:
     """Scrapes /metrics every ``every`` seconds from a thread, one scrape at a time."""
 
-    def __init__(self, port: int, every: float) -> None:
-        self.port, self.every = port, every
+    def __init__(self, port: int, every: float, encoding: str) -> None:
+        self.port, self.every, self.encoding = port, every, encoding
         self.times: list[float] = []
         self.failed = 0
         self._started = 0
@@ -238,7 +242,7 @@ class Scraper:
 
     def _run(self) -> None:
         try:
-            self.times.append(scrape_seconds(self.port))
+            self.times.append(scrape_seconds(self.port, self.encoding))
         except OSError:
             self.failed += 1  # e.g. the daemon not listening yet
         finally:
@@ -348,6 +352,11 @@ def main() -> int:
         default=30.0,
         help="seconds between /metrics scrapes, as a Prometheus server would (0: none until the end)",
     )
+    parser.add_argument(
+        "--scrape-encoding",
+        default="gzip",
+        help="Accept-Encoding of the scrapes: gzip as Prometheus asks, or identity for the plain text",
+    )
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--port", type=int, default=19600)
     parser.add_argument(
@@ -374,7 +383,7 @@ def main() -> int:
     agent_cpu: list[tuple[float, float]] = []  # (t, snmpd CPU seconds)
     children: list[tuple[float, float, float]] = []  # (t, CPU seconds, RSS MB) of netwatch's writer process
     busy: list[tuple[float, float, float]] = []  # (t, machine busy jiffies, total jiffies)
-    scraper = Scraper(args.port, args.scrape_every)
+    scraper = Scraper(args.port, args.scrape_every, args.scrape_encoding)
     scrape_times = scraper.times
     threads_at_warmup: dict[int, tuple[float, float]] | None = None
     threads_at_end: dict[int, tuple[float, float]] = {}

@@ -46,9 +46,6 @@ class CounterBook:
         self.scales: array[float] | None = None
         """Each slot's scale (the columns count in the device's units), or None while every one is 1."""
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def scaled(self) -> Iterator[tuple[SeriesKey, float, float | None]]:
         """Every series with its total and last rate (None when that reading gave none), scaled:
         what /metrics and the interface samples write."""

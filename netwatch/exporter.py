@@ -71,13 +71,14 @@ class NetwatchCollector(Collector):
         """Metric families for one scrape."""
         return (family for family in self.collect_steps() if family is not None)
 
-    def collect_steps(self) -> Iterator[Metric | None]:
+    def collect_steps(self, *, gzip: bool = False) -> Iterator[Metric | None]:
         """The families of :meth:`collect`, with ``None`` between jobs where a renderer on the
-        event loop may let polls run (:func:`netwatch.exposition.render_stepped`)."""
+        event loop may let polls run (:func:`netwatch.exposition.render_stepped`); with ``gzip``,
+        the text families compress what they hold at each of those steps."""
         # A shard holds other shards' jobs too (restored health, reloads): export only its own.
         owned = self._state.owned_devices
         jobs = [j for j in list(self._state.jobs.values()) if owned is None or j.job.target.key in owned]
-        families = _Families()
+        families = _Families(gzip=gzip)
         yield from self._poll_families(jobs, families)
         yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"], families)
         yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"], families)
@@ -112,6 +113,7 @@ class NetwatchCollector(Collector):
             if js.health.state is not State.UNKNOWN:
                 target_up.add(labels, 1.0 if js.health.is_up else 0.0)
             if n % _JOBS_PER_STEP == 0:
+                families.squeeze()
                 yield None
 
     def _icmp_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
@@ -136,6 +138,7 @@ class NetwatchCollector(Collector):
                 if (value := result.value("icmp_loss_ratio")) is not None:
                     loss.add(labels, value)
             if n % _JOBS_PER_STEP == 0:
+                families.squeeze()
                 yield None
 
     def _snmp_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
@@ -144,6 +147,7 @@ class NetwatchCollector(Collector):
             if js.last_result is not None:
                 self._snmp_job(js, js.last_result, families, contracted)
             if n % _SNMP_JOBS_PER_STEP == 0:
+                families.squeeze()
                 yield None
 
     def _snmp_job(
@@ -423,7 +427,8 @@ class _Families:
         "netwatch_if_out_bps": "Bits per second sent over the last poll interval.",
     }
 
-    def __init__(self) -> None:
+    def __init__(self, *, gzip: bool = False) -> None:
+        self._gzip = gzip
         self._families: dict[str, TextFamily] = {}
         self._measured: dict[str, TextFamily] = {}
         self.counter_buffers: dict[str, _CounterOut] = {}
@@ -438,8 +443,14 @@ class _Families:
                 if kind == "counter"
                 else f"SNMP profile metric {name}."
             )
-            family = self._families[name] = TextFamily(name, doc, kind)
+            family = self._families[name] = TextFamily(name, doc, kind, gzip=self._gzip)
         return family
+
+    def squeeze(self) -> None:
+        """Let each family compress what it holds (gzip scrapes; see :meth:`TextFamily.squeeze`)."""
+        if self._gzip:
+            for family in self._families.values():
+                family.squeeze()
 
     def measured(self, measurement: str, kind: str) -> TextFamily:
         """The family of a profile's measurement: ``netwatch_`` and its name (kept per name, so

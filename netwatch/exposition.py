@@ -11,11 +11,17 @@ a scrape's peak memory); the HELP and TYPE lines, and every other family, are st
 prometheus_client's. :func:`render_stepped` builds them on the event loop between polls and hands
 them over one buffer at a time, so the web server sends them without joining the whole body into
 one more copy.
+
+For a scraper that takes gzip (Prometheus does), each text family is compressed as it is written,
+a gzip member of its own, and the body is those members one after the other (RFC 1952 allows
+several; Go's and Python's readers read them all). A scrape then holds its 1.1 M series as about
+15 MB of gzip instead of 150 MB of text, and sends a tenth of the bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -29,6 +35,10 @@ LabelKey = tuple[tuple[str, str], ...]
 
 SLICE_SECONDS = 0.01
 """Longest a scrape rendered on the event loop holds it before letting polls run."""
+SQUEEZE_BYTES = 256 * 1024
+"""Text a gzip family holds before compressing it (about a millisecond of zlib)."""
+GZIP_LEVEL = 1
+"""zlib's fastest level: ten times smaller exposition text at about 250 MB/s of one core."""
 
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 _EXPONENT = tuple(f"e+{digits - 1:02d}" for digits in range(24))
@@ -119,18 +129,40 @@ class TextFamily(Metric):
     ``registry.get_sample_value``; rendering never needs it.
     """
 
-    def __init__(self, name: str, documentation: str, typ: str) -> None:
+    def __init__(self, name: str, documentation: str, typ: str, *, gzip: bool = False) -> None:
         super().__init__(name, documentation, typ)
         self.sample_name = name + ("_total" if typ == "counter" else "")
         self.text = bytearray()
+        """Samples written and not yet compressed (writers append to it in place)."""
+        self._zip = _gzip_stream() if gzip else None
+        self._members: list[bytes] = [] if self._zip is None else [self._zip.compress(self.header())]
+
+    def header(self) -> bytes:
+        """The family's HELP and TYPE lines, as prometheus_client writes them."""
+        return generate_latest(_Many([Metric(self.name, self.documentation, self.type)]))
+
+    def squeeze(self) -> None:
+        """For a gzip family, compress the samples written so far once they are worth it, so a
+        scrape holds its text compressed (a no-op for a plain family)."""
+        if self._zip is not None and len(self.text) >= SQUEEZE_BYTES:
+            self._members.append(self._zip.compress(self.text))
+            self.text.clear()
+
+    def gzipped(self) -> list[bytes]:
+        """The family as one gzip member, in pieces: HELP, TYPE and every sample written. Ends it."""
+        if self._zip is None:
+            return [_gzip_member(self.header() + self.text)]
+        members = [*self._members, self._zip.compress(self.text), self._zip.flush()]
+        self._members, self._zip = [], None
+        self.text.clear()
+        return members
 
     @property
     def samples(self) -> list[Sample]:
-        """The samples written so far, parsed from ``text``."""
+        """The samples written so far and not yet compressed, parsed from ``text``."""
         if not self.text:
             return []
-        header = generate_latest(_Many([Metric(self.name, self.documentation, self.type)]))
-        parsed = text_string_to_metric_families((header + self.text).decode())
+        parsed = text_string_to_metric_families((self.header() + self.text).decode())
         return [sample for family in parsed for sample in family.samples]
 
     @samples.setter
@@ -143,26 +175,38 @@ class TextFamily(Metric):
         self.text += f"{self.sample_name}{labels} {go_float(value)}\n".encode()
 
 
+def _gzip_stream() -> Any:
+    return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+
+
+def _gzip_member(data: bytes | bytearray) -> bytes:
+    stream = _gzip_stream()
+    return bytes(stream.compress(data) + stream.flush())
+
+
 class _Parts:
     """The body in pieces: text families as they are, runs of other families through
-    prometheus_client's own ``generate_latest``."""
+    prometheus_client's own ``generate_latest``; with ``gzip``, each piece a gzip member."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, gzip: bool = False) -> None:
         self.parts: list[bytes | bytearray] = []
         self._pending: list[Metric] = []
+        self._gzip = gzip
 
     def add(self, metric: Metric) -> None:
         if isinstance(metric, TextFamily):
             self._flush()
-            header = Metric(metric.name, metric.documentation, metric.type)
-            self.parts.append(generate_latest(_Many([header])))
-            self.parts.append(metric.text)
+            if self._gzip:
+                self.parts.extend(metric.gzipped())
+            else:
+                self.parts += (metric.header(), metric.text)
         else:
             self._pending.append(metric)
 
     def _flush(self) -> None:
         if self._pending:
-            self.parts.append(generate_latest(_Many(self._pending)))
+            text = generate_latest(_Many(self._pending))
+            self.parts.append(_gzip_member(text) if self._gzip else text)
             self._pending = []
 
     def done(self) -> list[bytes | bytearray]:
@@ -197,17 +241,20 @@ class SteppedRegistry(CollectorRegistry):
         super().unregister(collector)
         self._in_order.remove(collector)
 
-    def collect_steps(self) -> Iterator[Metric | None]:
-        """Every collector's families, with pause points where the collector offers them."""
+    def collect_steps(self, *, gzip: bool = False) -> Iterator[Metric | None]:
+        """Every collector's families, with pause points where the collector offers them; with
+        ``gzip``, its text families compress themselves as they are written (see
+        :meth:`TextFamily.squeeze`)."""
         for collector in list(self._in_order):
             steps = getattr(collector, "collect_steps", None)
-            yield from steps() if steps is not None else collector.collect()
+            yield from steps(gzip=gzip) if steps is not None else collector.collect()
 
 
 async def render_stepped(
-    registry: SteppedRegistry, slice_seconds: float = SLICE_SECONDS
+    registry: SteppedRegistry, slice_seconds: float = SLICE_SECONDS, *, gzip: bool = False
 ) -> list[bytes | bytearray]:
-    """:func:`render_chunks` on the event loop, giving polls their turn every ``slice_seconds``.
+    """:func:`render_chunks` on the event loop, giving polls their turn every ``slice_seconds``;
+    with ``gzip``, the pieces are gzip members whose concatenation is the gzipped body.
 
     A render in a worker thread took the GIL from the polling loop at each of its socket calls
     (CPython hands the GIL to a waiting thread and takes it back only after a 5 ms switch
@@ -215,9 +262,9 @@ async def render_stepped(
     steps on the loop itself a scrape costs the same CPU and delays a poll by at most one slice.
     """
     loop = asyncio.get_running_loop()
-    parts = _Parts()
+    parts = _Parts(gzip=gzip)
     resume_at = loop.time() + slice_seconds
-    for metric in registry.collect_steps():
+    for metric in registry.collect_steps(gzip=gzip):
         if metric is not None:
             parts.add(metric)
         elif loop.time() >= resume_at:

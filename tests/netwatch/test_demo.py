@@ -151,9 +151,16 @@ def test_demo_with_prometheus_scraping_it(tmp_path: Path) -> None:
             if result and result[0]["value"][1] == "1":
                 break
             time.sleep(1)
+        # Prometheus asks for gzip, and gets each family as a gzip member of its own: the body's
+        # last family is in its last member, so Prometheus read them all.
+        _, plain = http_get(f"http://127.0.0.1:{port}/metrics")
+        last = [line for line in plain.splitlines() if not line.startswith("#")][-1].split("{")[0].split()[0]
+        status, body = http_get(f"{url}/api/v1/query?query={urllib.parse.quote(last)}")
+        stored = json.loads(body)["data"]["result"] if status == 200 else []
         status, rules = http_get(f"{url}/api/v1/rules")
         code, _, err = stop(proc, signal.SIGINT)
     assert result and result[0]["value"][1] == "1", result
+    assert stored, f"Prometheus has no {last}, the body's last sample"
     assert result[0]["metric"]["instance"] == f"127.0.0.1:{port}"
     assert status == 200 and json.loads(rules)["data"]["groups"], "the shipped alert rules are loaded"
     assert code == 0, err

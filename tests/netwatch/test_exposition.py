@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
+import zlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
@@ -16,6 +20,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Measurement, Target
+from netwatch import exposition
 from netwatch.config.inventory import Device, HealthRules, Inventory, Job, Province, Site
 from netwatch.exporter import make_registry
 from netwatch.exposition import (
@@ -29,6 +34,7 @@ from netwatch.exposition import (
 )
 from netwatch.pipeline import Pipeline
 from netwatch.state import LatestState
+from netwatch.web import WebServer
 
 label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 values = st.one_of(
@@ -208,3 +214,59 @@ async def test_memory_for_label_texts_stays_flat_however_many_scrapes() -> None:
     for _ in range(12):
         assert b"".join(await render_stepped(registry, slice_seconds=0)) == body
     assert _live(SeriesTexts) == after_three <= 2 * len(state.inventory.devices)
+
+
+def _members(body: bytes) -> int:
+    """How many gzip members ``body`` is, one after the other."""
+    count = 0
+    while body:
+        stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        stream.decompress(body)
+        assert stream.eof, "a member cut short"
+        body, count = stream.unused_data, count + 1
+    return count
+
+
+async def test_a_gzip_scrape_is_the_plain_body_compressed_family_by_family_as_it_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a scraper taking gzip reads is, decompressed, byte for byte the plain body; the text
+    families compress their samples during the scrape instead of holding them all until its end."""
+    state = await _polled(devices=200, interfaces=20)
+    registry = make_registry(state)
+    plain = render(registry)
+    monkeypatch.setattr(exposition, "SQUEEZE_BYTES", 16 * 1024)
+    held: list[int] = []
+    squeeze = TextFamily.squeeze
+
+    def watched(family: TextFamily) -> None:
+        squeeze(family)
+        held.append(len(family.text))
+
+    monkeypatch.setattr(TextFamily, "squeeze", watched)
+    body = b"".join(await render_stepped(registry, slice_seconds=0, gzip=True))
+    assert gzip.decompress(body) == plain
+    families = sum(1 for line in plain.splitlines() if line.startswith(b"# TYPE"))
+    assert 1 < _members(body) <= families  # one per text family, one per run of the others
+    assert len(body) < len(plain) / 5
+    assert max(held) < 16 * 1024, "no family held more text than its squeeze threshold between steps"
+    assert held.count(0) > 10, "families compressed what they held during the scrape"
+
+
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [("gzip", True), ("deflate, gzip;q=0.5", True), ("gzip;q=0", False), ("identity", False), (None, False)],
+)
+async def test_metrics_are_gzipped_for_a_scraper_that_takes_gzip(accept: str | None, gzipped: bool) -> None:
+    state = await _polled(devices=20, interfaces=4)
+    registry = make_registry(state)
+    server = WebServer(registry, lambda: {"ok": True})
+    headers = {"Accept-Encoding": accept} if accept is not None else {}
+    async with TestClient(TestServer(server.app()), auto_decompress=False) as client:
+        # (aiohttp's client asks for gzip itself unless told not to)
+        response = await client.get("/metrics", headers=headers, skip_auto_headers=["Accept-Encoding"])
+        assert response.status == 200
+        raw = await response.read()
+    assert len(raw) == int(response.headers["Content-Length"])
+    assert response.headers.get("Content-Encoding") == ("gzip" if gzipped else None)
+    assert (gzip.decompress(raw) if gzipped else raw) == render(registry)

@@ -8,13 +8,16 @@ netwatch's side is the real thing: an inventory of SNMP devices loaded by the in
 polls of every device through the real pipeline (so totals and rates exist), then ``/metrics``
 scraped over HTTP from netwatch's own aiohttp server. The floor is the same number of series in
 plain ``Gauge``/``Counter`` objects of a stock ``CollectorRegistry``, scraped from prometheus_client's
-own HTTP server. Both listen on 127.0.0.1. Prints series, bytes, scrape wall time and the ratio.
+own HTTP server. Both listen on 127.0.0.1. Each side is scraped plain and asking for gzip, as
+Prometheus does (prometheus_client compresses its whole body at the end; netwatch each family as it
+is written). Prints series, bytes, scrape wall time, peak memory of one render and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import statistics
 import sys
 import tempfile
@@ -43,7 +46,7 @@ from collectors.base import CollectContext, CollectorParams, CollectorSpec, Coll
 from netwatch.config import load_inventory
 from netwatch.config.inventory import Inventory
 from netwatch.exporter import make_registry
-from netwatch.exposition import render
+from netwatch.exposition import render, render_stepped
 from netwatch.pipeline import Pipeline
 from netwatch.state import LatestState
 from netwatch.web import WebServer
@@ -107,11 +110,15 @@ async def populate(inventory: Inventory, interfaces: int) -> LatestState:
     return state
 
 
-def scrape(url: str) -> tuple[float, bytes]:
-    """One scrape: wall seconds and the body."""
+def scrape(url: str, encoding: str = "identity") -> tuple[float, bytes]:
+    """One scrape asking for ``encoding``: wall seconds and the body as sent."""
     started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=120) as response:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": encoding})
+    with urllib.request.urlopen(request, timeout=120) as response:
         body = response.read()
+        sent = response.headers.get("Content-Encoding", "identity")
+    if sent != encoding:
+        raise SystemExit(f"asked for {encoding}, got {sent}")
     return time.perf_counter() - started, body
 
 
@@ -153,7 +160,9 @@ def plain_registry(series: int) -> CollectorRegistry:
     return registry
 
 
-async def netwatch_scrapes(state: LatestState, port: int, repeat: int) -> tuple[list[float], bytes]:
+async def netwatch_scrapes(
+    state: LatestState, port: int, repeat: int, encoding: str
+) -> tuple[list[float], bytes]:
     """Scrape netwatch's own server ``repeat`` times (from a thread, as Prometheus would, off its loop)."""
     server = WebServer(make_registry(state), lambda: {"ok": True}, "127.0.0.1", port)
     await server.start()
@@ -161,11 +170,21 @@ async def netwatch_scrapes(state: LatestState, port: int, repeat: int) -> tuple[
         times: list[float] = []
         body = b""
         for _ in range(repeat):
-            took, body = await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics")
+            took, body = await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics", encoding)
             times.append(took)
         return times, body
     finally:
         await server.stop()
+
+
+def render_gzip(registry: Any) -> bytes:
+    """netwatch's gzip body, rendered as a scrape that asks for gzip renders it."""
+    return b"".join(asyncio.run(render_stepped(registry, slice_seconds=0, gzip=True)))
+
+
+def plain_gzip(registry: CollectorRegistry) -> bytes:
+    """prometheus_client's gzip body (its HTTP handler: the whole text, then ``gzip.compress``)."""
+    return gzip.compress(generate_latest(registry))
 
 
 def peak_mb(registry: CollectorRegistry, exposition: Callable[[CollectorRegistry], bytes]) -> float:
@@ -190,35 +209,44 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         inventory = load_inventory(inventory_file(Path(tmp), args.devices))
     state = asyncio.run(populate(inventory, args.interfaces))
-    nw_times, nw_body = asyncio.run(netwatch_scrapes(state, args.port, args.repeat))
-    nw_series = series_count(nw_body)
+    rows = []
+    for encoding, nw_render, pl_render in (
+        ("identity", render, generate_latest),
+        ("gzip", render_gzip, plain_gzip),
+    ):
+        nw_times, nw_body = asyncio.run(netwatch_scrapes(state, args.port, args.repeat, encoding))
+        text = gzip.decompress(nw_body) if encoding == "gzip" else nw_body
+        nw_series = series_count(text)
+        registry = plain_registry(nw_series)
+        server, thread = start_http_server(args.port + 1, addr="127.0.0.1", registry=registry)
+        try:
+            plain = [
+                scrape(f"http://127.0.0.1:{args.port + 1}/metrics", encoding) for _ in range(args.repeat)
+            ]
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+        nw_peak = peak_mb(make_registry(state), nw_render)
+        pl_peak = peak_mb(registry, pl_render)
+        nw = statistics.median(nw_times)
+        pl = statistics.median(t for t, _ in plain)
+        rows.append((encoding, nw_series, len(nw_body), len(plain[-1][1]), nw, pl, nw_peak, pl_peak))
 
-    server, thread = start_http_server(args.port + 1, addr="127.0.0.1", registry=plain_registry(nw_series))
-    try:
-        plain = [scrape(f"http://127.0.0.1:{args.port + 1}/metrics") for _ in range(args.repeat)]
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-    nw_peak = peak_mb(make_registry(state), render)
-    pl_peak = peak_mb(plain_registry(nw_series), generate_latest)
-    pl_times = [t for t, _ in plain]
-    pl_body = plain[-1][1]
-
-    nw, pl = statistics.median(nw_times), statistics.median(pl_times)
     print(f"/metrics exposition, median of {args.repeat} scrapes over HTTP on 127.0.0.1")
-    print(f"{'':28} {'series':>9} {'MB':>7} {'scrape s':>9} {'peak MB':>8}")
-    print(
-        f"{'netwatch (custom collector)':28} {nw_series:>9,} {len(nw_body) / 1e6:>7.1f} {nw:>9.3f} {nw_peak:>8.0f}"
-    )
-    print(
-        f"{'prometheus_client registry':28} {series_count(pl_body):>9,} {len(pl_body) / 1e6:>7.1f} {pl:>9.3f}"
-        f" {pl_peak:>8.0f}"
-    )
-    print(f"ratio netwatch/plain: {nw / pl:.2f}× time, {nw_peak / pl_peak:.2f}× peak memory")
-    print(
-        f"RESULT exposition series={nw_series} netwatch_s={nw:.3f} plain_s={pl:.3f} ratio={nw / pl:.2f}"
-        f" netwatch_peak_mb={nw_peak:.0f} plain_peak_mb={pl_peak:.0f}"
-    )
+    print(f"{'':28} {'encoding':>8} {'series':>9} {'MB':>7} {'scrape s':>9} {'peak MB':>8}")
+    for encoding, series, nw_bytes, pl_bytes, nw, pl, nw_peak, pl_peak in rows:
+        for name, size, took, peak in (
+            ("netwatch (custom collector)", nw_bytes, nw, nw_peak),
+            ("prometheus_client registry", pl_bytes, pl, pl_peak),
+        ):
+            print(f"{name:28} {encoding:>8} {series:>9,} {size / 1e6:>7.1f} {took:>9.3f} {peak:>8.0f}")
+        print(f"ratio netwatch/plain, {encoding}: {nw / pl:.2f}× time, {nw_peak / pl_peak:.2f}× peak memory")
+    for encoding, series, _, _, nw, pl, nw_peak, pl_peak in rows:
+        tag = "" if encoding == "identity" else "_gzip"
+        print(
+            f"RESULT exposition{tag} series={series} netwatch_s={nw:.3f} plain_s={pl:.3f} ratio={nw / pl:.2f}"
+            f" netwatch_peak_mb={nw_peak:.0f} plain_peak_mb={pl_peak:.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,17 +51,23 @@ COLUMNS = (
 
 
 def rows(count: int, offset: int = 0) -> list[dict[str, Any]]:
-    """``count`` interface samples: 500 devices × 20 interfaces per 60-second round."""
+    """``count`` interface samples: 500 devices × 20 interfaces per 60-second round, the rows of a
+    round sharing its timestamps as the recorder's rows of one poll do."""
     base = datetime(2026, 10, 1, tzinfo=UTC)
     out = []
+    rounds: dict[int, tuple[datetime, datetime]] = {}
     for n in range(offset, offset + count):
-        at = base + timedelta(seconds=60 * (n // 10_000))
+        round_no = n // 10_000
+        if round_no not in rounds:
+            at = base + timedelta(seconds=60 * round_no)
+            rounds[round_no] = (at, at + timedelta(milliseconds=3))
+        at, started = rounds[round_no]
         out.append(
             {
                 "device": f"dev{n % 500:04d}",
                 "ifindex": n // 500 % 20 + 1,
                 "scheduled_at": at,
-                "started_at": at + timedelta(milliseconds=3),
+                "started_at": started,
                 "oper_up": True,
                 "in_bps": 1.5e6 + n,
                 "out_bps": 0.7e6 + n,

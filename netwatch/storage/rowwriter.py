@@ -100,9 +100,23 @@ def _bind_processor(dialect: Dialect, column_type: Any) -> Callable[[Any], Any] 
     """The processor SQLAlchemy would apply to a column, or the one-step equivalent for UTC
     timestamps on SQLite (the same text; see :meth:`UTCDateTime.sqlite_text`)."""
     if dialect.name == "sqlite" and isinstance(column_type, UTCDateTime):
-        return partial(column_type.sqlite_text, dialect=dialect)
+        return _last_text(partial(column_type.sqlite_text, dialect=dialect))
     processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(dialect)
     return processor
+
+
+def _last_text(to_text: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``to_text`` that gives the same object's text again without making it: the rows of one poll
+    (an interface's, the poll's own) share its timestamps, and so do the polls of one scheduler
+    tick; a pickled batch keeps that sharing."""
+    last: list[Any] = [object(), None]
+
+    def text(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, to_text(value)
+        return last[1]
+
+    return text
 
 
 class RowWriter:

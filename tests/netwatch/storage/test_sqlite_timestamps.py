@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from netwatch.storage.models import UTCDateTime
+from netwatch.storage.models import Base, UTCDateTime
+from netwatch.storage.rowwriter import _Prepared
 
 DIALECT = sqlite.dialect()
 TYPE = UTCDateTime()
@@ -43,3 +44,15 @@ def test_naive_times_are_still_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         TYPE.sqlite_text(datetime(2026, 11, 29, 3, 0), DIALECT)
     assert TYPE.sqlite_text(None, DIALECT) is None
+
+
+@given(st.lists(st.integers(min_value=0, max_value=3), max_size=30))
+def test_the_writer_binds_each_row_its_own_time_when_rows_share_timestamp_objects(picks: list[int]) -> None:
+    """Rows of one poll share its datetime objects and the writer reuses their text: a row with
+    another time (or another object of it) still gets its own."""
+    times = [datetime(2026, 11, 29, 3, 0, tzinfo=UTC) + timedelta(seconds=s) for s in (0, 1, 1, 2)]
+    prepared = _Prepared.compile(DIALECT, Base.metadata.tables["polls"], ("scheduled_at", "target"))
+    rows = [{"scheduled_at": times[pick], "target": "d1"} for pick in picks]
+    bound = prepared.bind(rows)
+    column = prepared.names.index("scheduled_at")
+    assert [row[column] for row in bound] == [sqlalchemy_text(times[pick]) for pick in picks]

@@ -210,21 +210,19 @@ def main() -> None:
         inventory = load_inventory(inventory_file(Path(tmp), args.devices))
     state = asyncio.run(populate(inventory, args.interfaces))
     rows = []
-    for encoding, nw_render, pl_render in (
-        ("identity", render, generate_latest),
-        ("gzip", render_gzip, plain_gzip),
-    ):
-        nw_times, nw_body = asyncio.run(netwatch_scrapes(state, args.port, args.repeat, encoding))
+    sides = (("identity", render, generate_latest), ("gzip", render_gzip, plain_gzip))
+    for offset, (encoding, nw_render, pl_render) in enumerate(sides):
+        port = args.port + 2 * offset
+        nw_times, nw_body = asyncio.run(netwatch_scrapes(state, port, args.repeat, encoding))
         text = gzip.decompress(nw_body) if encoding == "gzip" else nw_body
         nw_series = series_count(text)
         registry = plain_registry(nw_series)
-        server, thread = start_http_server(args.port + 1, addr="127.0.0.1", registry=registry)
+        server, thread = start_http_server(port + 1, addr="127.0.0.1", registry=registry)
         try:
-            plain = [
-                scrape(f"http://127.0.0.1:{args.port + 1}/metrics", encoding) for _ in range(args.repeat)
-            ]
+            plain = [scrape(f"http://127.0.0.1:{port + 1}/metrics", encoding) for _ in range(args.repeat)]
         finally:
             server.shutdown()
+            server.server_close()
             thread.join(timeout=5)
         nw_peak = peak_mb(make_registry(state), nw_render)
         pl_peak = peak_mb(registry, pl_render)

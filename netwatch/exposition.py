@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Iterator, Mapping
+from gzip import compress as gzip_compress
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -151,7 +152,7 @@ class TextFamily(Metric):
     def gzipped(self) -> list[bytes]:
         """The family as one gzip member, in pieces: HELP, TYPE and every sample written. Ends it."""
         if self._zip is None:
-            return [_gzip_member(self.header() + self.text)]
+            return [gzip_compress(self.header() + self.text, GZIP_LEVEL)]
         members = [*self._members, self._zip.compress(self.text), self._zip.flush()]
         self._members, self._zip = [], None
         self.text.clear()
@@ -179,11 +180,6 @@ def _gzip_stream() -> Any:
     return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
 
 
-def _gzip_member(data: bytes | bytearray) -> bytes:
-    stream = _gzip_stream()
-    return bytes(stream.compress(data) + stream.flush())
-
-
 class _Parts:
     """The body in pieces: text families as they are, runs of other families through
     prometheus_client's own ``generate_latest``; with ``gzip``, each piece a gzip member."""
@@ -206,7 +202,7 @@ class _Parts:
     def _flush(self) -> None:
         if self._pending:
             text = generate_latest(_Many(self._pending))
-            self.parts.append(_gzip_member(text) if self._gzip else text)
+            self.parts.append(gzip_compress(text, GZIP_LEVEL) if self._gzip else text)
             self._pending = []
 
     def done(self) -> list[bytes | bytearray]:

@@ -7,6 +7,7 @@ Run as root from the repository root (root only to start the throwaway PostgreSQ
 Each side writes the same interface-sample rows into a fresh, migrated database:
 - netwatch: ``BatchWriter.put`` row by row from this thread (as the pipeline does), the writer
   thread batching them into ``INSERT … ON CONFLICT DO NOTHING``; timed until ``flush`` returns;
+- the same with the writer in a child process, as the daemon runs it (its CPU and peak RSS counted);
 - floor: one DB-API cursor, ``executemany`` of the same statement in chunks of 1,000, one commit
   per chunk — the least any Python writer can do through the driver.
 SQLite is a file in a temporary directory; ``--postgres`` also starts a throwaway PostgreSQL cluster
@@ -16,6 +17,7 @@ on 127.0.0.1 (Debian's postgresql package) and runs both sides there. Prints row
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -89,21 +91,37 @@ def fresh_engine(url: str) -> Engine:
     return engine
 
 
-def netwatch_side(url: str, data: list[dict[str, Any]]) -> tuple[float, float, int]:
-    """Wall and CPU seconds for ``put`` of every row until flushed; rows stored."""
+def child_usage(pid: int | None) -> tuple[float, float]:
+    """CPU seconds and peak RSS (MB) of the writer's child process so far (0, 0 without one)."""
+    if pid is None:
+        return 0.0, 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return cpu, int(hwm.split()[1]) / 1024
+
+
+def netwatch_side(
+    url: str, data: list[dict[str, Any]], *, in_process: bool = True
+) -> tuple[float, float, int, float]:
+    """Wall and CPU seconds (the child's included) for ``put`` of every row until flushed; rows
+    stored; the child's peak RSS in MB (0 in-process)."""
     engine = fresh_engine(url)
-    writer = BatchWriter(engine, max_queue=len(data) + 1)
+    writer = BatchWriter(engine, max_queue=len(data) + 1, in_process=in_process)
     writer.start()
     cpu, wall = time.process_time(), time.perf_counter()
     for row in data:
         writer.put("interface_samples", row)
     writer.flush(timeout=600)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    child_cpu, child_peak = child_usage(writer.writer_pid)
+    cpu += child_cpu
     writer.stop()
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM interface_samples")).scalar_one()
     engine.dispose()
-    return wall, cpu, int(stored)
+    return wall, cpu, int(stored), child_peak
 
 
 def floor_side(url: str, data: list[dict[str, Any]]) -> tuple[float, float, int]:
@@ -175,11 +193,12 @@ def database(server_url: str, name: str) -> Iterator[str]:
         admin.dispose()
 
 
-def line(backend: str, nw: tuple[float, float, int], fl: tuple[float, float, int], count: int) -> str:
+def line(backend: str, nw: tuple[float, float, int, float], fl: tuple[float, float, int], count: int) -> str:
     """One table row."""
+    peak = f"{nw[3]:>8.1f}" if nw[3] else f"{'-':>8}"
     return (
-        f"{backend:10} {count / nw[0]:>12,.0f} {count / fl[0]:>12,.0f} {nw[0] / fl[0]:>7.2f}× "
-        f"{nw[1]:>8.2f} {fl[1]:>8.2f}   {nw[2]:,}/{fl[2]:,}"
+        f"{backend:16} {count / nw[0]:>12,.0f} {count / fl[0]:>12,.0f} {nw[0] / fl[0]:>7.2f}× "
+        f"{nw[1]:>8.2f} {fl[1]:>8.2f} {peak}   {nw[2]:,}/{fl[2]:,}"
     )
 
 
@@ -194,25 +213,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         nw = netwatch_side(f"sqlite:///{tmp}/nw.db", data)
         fl = floor_side(f"sqlite:///{tmp}/floor.db", data)
+        child = netwatch_side(f"sqlite:///{tmp}/nw-child.db", data, in_process=False)
         lines.append(line("sqlite", nw, fl, args.rows))
-        results = {"sqlite": (nw, fl)}
+        lines.append(line("sqlite, child", child, fl, args.rows))
+        results = {"sqlite": (nw, fl), "sqlite_child": (child, fl)}
     if args.postgres:
         with postgres_server() as server:
             with database(server, "bench_nw") as url:
                 nw = netwatch_side(url, data)
             with database(server, "bench_floor") as url:
                 fl = floor_side(url, data)
+            with database(server, "bench_child") as url:
+                child = netwatch_side(url, data, in_process=False)
         lines.append(line("postgresql", nw, fl, args.rows))
+        lines.append(line("postgresql, child", child, fl, args.rows))
         results["postgresql"] = (nw, fl)
-    print(f"interface samples written, {args.rows:,} rows (wall rows/s; CPU s of this process)")
+        results["postgresql_child"] = (child, fl)
     print(
-        f"{'backend':10} {'netwatch/s':>12} {'floor/s':>12} {'time×':>8} {'nw CPU':>8} {'fl CPU':>8}   stored"
+        f"interface samples written, {args.rows:,} rows (wall rows/s; CPU s of this process and, "
+        "for 'child', of the writer's child process; the child's peak RSS)"
+    )
+    print(
+        f"{'backend':16} {'netwatch/s':>12} {'floor/s':>12} {'time×':>8} {'nw CPU':>8} {'fl CPU':>8} "
+        f"{'child MB':>8}   stored"
     )
     print("\n".join(lines))
     for backend, (nw, fl) in results.items():
         print(
             f"RESULT storage_{backend} netwatch_rows_s={args.rows / nw[0]:.0f} "
-            f"floor_rows_s={args.rows / fl[0]:.0f} ratio={nw[0] / fl[0]:.2f}"
+            f"floor_rows_s={args.rows / fl[0]:.0f} ratio={nw[0] / fl[0]:.2f} cpu_s={nw[1]:.2f} "
+            f"child_peak_mb={nw[3]:.1f}"
         )
 
 

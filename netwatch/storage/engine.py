@@ -12,12 +12,32 @@ from sqlalchemy.exc import ArgumentError
 
 from netwatch.errors import StorageError
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "create_engine_for", "in_memory", "normalize_url", "safe_url"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_CONNECT_ARGS",
+    "SQLITE_PRAGMAS",
+    "create_engine_for",
+    "in_memory",
+    "normalize_url",
+    "safe_url",
+]
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long a SQLite statement waits for another writer's lock before failing."""
+
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+"""What every SQLite connection is opened with, besides its file."""
+
+SQLITE_PRAGMAS: tuple[str, ...] = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+)
+"""What every SQLite connection runs first: WAL so readers never wait for the writer, and fsync only
+at checkpoints (a power cut may lose the last commits, never corrupt the file)."""
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -59,10 +79,8 @@ def safe_url(url: str | URL) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
     finally:
         cursor.close()
 
@@ -71,7 +89,7 @@ def create_engine_for(url: str | URL) -> Engine:
     """An engine for ``url``; SQLite gets WAL, ``synchronous=NORMAL`` and a busy timeout."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(parsed, connect_args=dict(SQLITE_CONNECT_ARGS))
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         # Connections die with a server restart; pre-ping spares the writer one failed batch.

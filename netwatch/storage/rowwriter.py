@@ -1,131 +1,149 @@
 """Writing one table's rows to the database: in this process, or in a child process of its own.
 
-:class:`RowWriter` is the work: bind the rows with SQLAlchemy's own processors, hand them to the
-driver's ``executemany``, and after a refused batch keep the good rows one by one. It holds the
-GIL while it binds, and in the province soak (``benchmarks/soak.py``, no scrapes) a writer thread
-doing that for ~2,900 rows/s kept the polling loop waiting for the GIL at its socket calls: SNMP
-walks hit their deadline 14,415 times in 10 minutes; with the writes taken out of the process,
-1,430 times in 6.
-:class:`ProcessRowWriter` runs the same :class:`RowWriter` in a child process, so the writer thread
-of :class:`~netwatch.storage.writer.BatchWriter` only pickles a batch and waits on a pipe.
+The work itself is :class:`~netwatch.storage.driverwriter.DriverRowWriter`: bind the rows, hand
+them to the driver's ``executemany``, and after a refused batch keep the good rows one by one.
+This module is its SQLAlchemy side: :func:`compile_plan` compiles each statement and names the
+conversions SQLAlchemy would apply to its parameters, and :func:`connect_spec` says how SQLAlchemy
+would connect, so the child needs neither SQLAlchemy nor the models.
+
+Binding holds the GIL, and in the province soak (``benchmarks/soak.py``, no scrapes) a writer
+thread doing that for ~2,900 rows/s kept the polling loop waiting for the GIL at its socket calls:
+SNMP walks hit their deadline 14,415 times in 10 minutes; with the writes taken out of the process,
+1,430 times in 6. :class:`ProcessRowWriter` runs the writes in a child process, so the writer
+thread of :class:`~netwatch.storage.writer.BatchWriter` only pickles a batch and waits on a pipe.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from sqlalchemy import Dialect, Engine, Table
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import Boolean, Dialect, Engine, Float, Table
 
 from netwatch.errors import StorageError
+from netwatch.storage.binds import WritePlan
 from netwatch.storage.dml import statement_for
-from netwatch.storage.engine import create_engine_for, in_memory
+from netwatch.storage.driverwriter import (
+    ConnectSpec,
+    DriverRowWriter,
+    Refusals,
+    WriteOutage,
+    describe_error,
+    is_transient,
+)
+from netwatch.storage.engine import SQLITE_CONNECT_ARGS, SQLITE_PRAGMAS, in_memory
 from netwatch.storage.models import Base, UTCDateTime
 
-__all__ = ["ProcessRowWriter", "RowWriter", "WriteOutage", "describe_error"]
-
-log = logging.getLogger(__name__)
-
-_CHUNK_ROWS = 1000
-
-
-class WriteOutage(Exception):
-    """The database is unreachable, locked or full: nothing of the batch was written."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refusals:
-    """Rows of a batch the database refused (constraint, type), and the last reason given."""
-
-    count: int = 0
-    last_error: str | None = None
+__all__ = [
+    "ProcessRowWriter",
+    "Refusals",
+    "RowWriter",
+    "WriteOutage",
+    "compile_plan",
+    "connect_spec",
+    "describe_error",
+    "is_transient",
+]
 
 
-def describe_error(exc: BaseException) -> str:
-    """The driver's own message on one line, without the SQL statement and its parameters."""
-    orig = getattr(exc, "orig", None) or exc
-    text = " ".join(line.strip() for line in str(orig).splitlines() if line.strip())
-    return f"{type(orig).__name__}: {text[:300]}"
+def compile_plan(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> WritePlan:
+    """The statement :func:`statement_for` gives, compiled in the dialect's own parameter style,
+    with the conversion SQLAlchemy would apply to each parameter.
+
+    Raises:
+        StorageError: a column's type has a bind processor :mod:`~netwatch.storage.binds` does
+            not know (a new column type needs its conversion there first).
+    """
+    compiled = statement_for(dialect, table, columns).compile(dialect=dialect, column_keys=list(columns))
+    names = tuple(compiled.positiontup or ()) if dialect.positional else columns
+    if set(names) != set(columns) or len(names) != len(columns):
+        raise StorageError(f"unexpected parameters {names} in the insert for {table.name}")
+    converters = tuple(_converter_name(dialect, table, name) for name in names)
+    # Plain str: SQLAlchemy's names are quoted_name, and unpickling one would import SQLAlchemy.
+    plain = tuple(str.__str__(name) for name in names)
+    return WritePlan(
+        str.__str__(table.name), str.__str__(compiled.string), plain, converters, bool(dialect.positional)
+    )
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that a retry may cure (connection lost, database locked or full)."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+def _converter_name(dialect: Dialect, table: Table, column: str) -> str | None:
+    """The :data:`~netwatch.storage.binds.CONVERTERS` name doing what SQLAlchemy's bind processor
+    for the column does (None: SQLAlchemy passes the value as it is)."""
+    column_type = table.c[column].type
+    if isinstance(column_type, UTCDateTime):
+        return "sqlite_utc_text" if dialect.name == "sqlite" else "utc"
+    if column_type.dialect_impl(dialect).bind_processor(dialect) is None:
+        return None
+    if isinstance(column_type, Boolean):
+        return "bool" if dialect.supports_native_boolean else "bool_as_int"
+    if isinstance(column_type, Float):
+        return "float"
+    raise StorageError(f"no driver-level conversion for {table.name}.{column} ({column_type!r})")
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One table's bulk statement for one set of columns, compiled once, with its bind processors."""
-
-    sql: str
-    names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    positional: bool
-
-    @classmethod
-    def compile(cls, dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepared:
-        """Compile the statement :func:`statement_for` gives, in the dialect's own parameter style."""
-        compiled = statement_for(dialect, table, columns).compile(dialect=dialect, column_keys=list(columns))
-        names = tuple(compiled.positiontup or ()) if dialect.positional else columns
-        if set(names) != set(columns) or len(names) != len(columns):
-            raise StorageError(f"unexpected parameters {names} in the insert for {table.name}")
-        # The same processors SQLAlchemy applies (UTCDateTime's checks and UTC conversion included).
-        processors = tuple(_bind_processor(dialect, table.c[name].type) for name in names)
-        return cls(compiled.string, names, processors, bool(dialect.positional))
-
-    def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """The rows as driver parameters: tuples for a positional style, else dicts."""
-        pairs = list(zip(self.names, self.processors, strict=True))
-        if self.positional:
-            return [tuple([row.get(n) if p is None else p(row.get(n)) for n, p in pairs]) for row in rows]
-        return [{n: row.get(n) if p is None else p(row.get(n)) for n, p in pairs} for row in rows]
+def connect_spec(engine: Engine) -> ConnectSpec:
+    """How ``engine`` connects, for a process without SQLAlchemy: the driver, the arguments the
+    dialect gives its ``connect``, SQLite's pragmas, and PostgreSQL's pre-ping."""
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs.pop("context", None)  # psycopg adapters SQLAlchemy adds for reading inet and JSON
+    driver = engine.dialect.loaded_dbapi.__name__
+    if engine.dialect.name == "sqlite":
+        return ConnectSpec(driver, tuple(args), {**kwargs, **SQLITE_CONNECT_ARGS}, SQLITE_PRAGMAS)
+    return ConnectSpec(driver, tuple(args), kwargs, ping=True)
 
 
-def _bind_processor(dialect: Dialect, column_type: Any) -> Callable[[Any], Any] | None:
-    """The processor SQLAlchemy would apply to a column, or the one-step equivalent for UTC
-    timestamps on SQLite (the same text; see :meth:`UTCDateTime.sqlite_text`)."""
-    if dialect.name == "sqlite" and isinstance(column_type, UTCDateTime):
-        return _last_text(partial(column_type.sqlite_text, dialect=dialect))
-    processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(dialect)
-    return processor
+class _Plans:
+    """Compiled plans by table and columns: compiling costs a millisecond, batches come each second."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._tables: dict[str, Table] = dict(Base.metadata.tables)
+        self._plans: dict[tuple[str, tuple[str, ...]], WritePlan] = {}
+
+    def for_rows(self, table_name: str, rows: Sequence[Mapping[str, Any]]) -> WritePlan:
+        """The plan for the columns ``rows`` carry, in the table's column order."""
+        table = self._tables[table_name]
+        present: set[str] = set()
+        for row in rows:
+            present.update(row)
+        columns = tuple(c.key for c in table.columns if c.key in present)
+        plan = self._plans.get((table_name, columns))
+        if plan is None:
+            plan = self._plans[(table_name, columns)] = compile_plan(self._dialect, table, columns)
+        return plan
 
 
-def _last_text(to_text: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``to_text`` that gives the same object's text again without making it: the rows of one poll
-    (an interface's, the poll's own) share its timestamps, and so do the polls of one scheduler
-    tick; a pickled batch keeps that sharing."""
-    last: list[Any] = [object(), None]
+class _PoolConnections:
+    """The engine's pooled connections (pre-ping, SQLite pragmas and all), for writes in-process."""
 
-    def text(value: Any) -> Any:
-        if value is not last[0]:
-            last[0], last[1] = value, to_text(value)
-        return last[1]
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.driver = engine.dialect.loaded_dbapi
 
-    return text
+    def acquire(self) -> Any:
+        return self._engine.raw_connection()
+
+    def release(self, connection: Any, *, broken: bool) -> None:
+        if broken:
+            connection.invalidate()
+        else:
+            connection.close()
 
 
 class RowWriter:
     """Writes batches of one table's rows through one engine, in the calling thread."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._tables: dict[str, Table] = dict(Base.metadata.tables)
-        self._prepared: dict[tuple[str, tuple[str, ...]], _Prepared] = {}
+        self._plans = _Plans(engine.dialect)
+        self._writer = DriverRowWriter(_PoolConnections(engine))
 
     def write(self, table_name: str, rows: Sequence[Mapping[str, Any]]) -> Refusals:
         """Write ``rows`` to the table in one transaction; a refused batch is retried row by row
@@ -134,83 +152,15 @@ class RowWriter:
         Raises:
             WriteOutage: the database is unreachable, locked or full; nothing was written.
         """
-        try:
-            return self._write(self._tables[table_name], rows)
-        except DBAPIError as exc:
-            if is_transient(exc):
-                raise WriteOutage(describe_error(exc)) from None
-            raise
-
-    def _write(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> Refusals:
-        present: set[str] = set()
-        for row in rows:
-            present.update(row)
-        columns = tuple(c.key for c in table.columns if c.key in present)
-        prepared = self._prepared_for(table, columns)
-        try:
-            # Straight to the driver's executemany: SQLAlchemy's per-execution parameter handling
-            # cost ~3× the driver's own work per row (profile of the soak).
-            params = prepared.bind(rows)
-            with self._engine.begin() as conn:
-                for start in range(0, len(params), _CHUNK_ROWS):
-                    conn.exec_driver_sql(prepared.sql, params[start : start + _CHUNK_ROWS])
-            return Refusals()
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            log.error(
-                "database refused a batch of %d rows for %s: %s", len(rows), table.name, describe_error(exc)
-            )
-        stmt = statement_for(self._engine.dialect, table, columns)
-        return self._write_one_by_one(stmt, [{name: row.get(name) for name in columns} for row in rows])
-
-    def _prepared_for(self, table: Table, columns: tuple[str, ...]) -> _Prepared:
-        key = (table.name, columns)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = _Prepared.compile(self._engine.dialect, table, columns)
-            self._prepared[key] = prepared
-        return prepared
-
-    def _write_one_by_one(self, stmt: Any, params: list[dict[str, Any]]) -> Refusals:
-        """After a refused batch, keep the good rows: one transaction each, the bad ones dropped."""
-        refused, last_error = 0, None
-        for values in params:
-            try:
-                with self._engine.begin() as conn:
-                    conn.execute(stmt, [values])
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                refused += 1
-                last_error = describe_error(exc)
-        return Refusals(refused, last_error)
+        return self._writer.write(self._plans.for_rows(table_name, rows), rows)
 
     def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
 
 
-def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
-    """The child's loop: the URL, then (table, rows) batches, each answered with its refusals or
-    an outage's description (a driver's exceptions do not always survive pickling). It ends when
-    the parent closes the pipe, or dies: the parent alone holds the pipe's other end, so a parent
-    killed by SIGKILL or the OOM killer leaves no orphan."""
-    writer = RowWriter(create_engine_for(pickle.load(requests)))
-    while True:
-        try:
-            table_name, rows = pickle.load(requests)
-        except EOFError:
-            return
-        try:
-            outcome: Refusals | str = writer.write(table_name, rows)
-        except WriteOutage as outage:
-            outcome = str(outage)
-        pickle.dump(outcome, answers, protocol=pickle.HIGHEST_PROTOCOL)
-        answers.flush()
-
-
 class ProcessRowWriter:
-    """A :class:`RowWriter` in a child process (started on first use, restarted if it dies).
+    """A :class:`~netwatch.storage.driverwriter.DriverRowWriter` in a child process (started on
+    first use, restarted if it dies).
 
     A plain child on two pipes, not a ``multiprocessing`` pool: a pool's worker keeps both ends
     of its queues and outlives a killed parent, and its resource tracker is one more process.
@@ -219,17 +169,17 @@ class ProcessRowWriter:
     def __init__(self, engine: Engine) -> None:
         if in_memory(engine.url):
             raise StorageError("an in-memory SQLite database cannot be written from another process")
-        self._url = engine.url.render_as_string(hide_password=False)
+        self._plans = _Plans(engine.dialect)
+        self._connect = connect_spec(engine)
         self._child: subprocess.Popen[bytes] | None = None
 
     def write(self, table_name: str, rows: Sequence[Mapping[str, Any]]) -> Refusals:
         """As :meth:`RowWriter.write`; a child that died is an outage (the batch is retried)."""
+        plan = self._plans.for_rows(table_name, rows)
         child = self._child or self._start()
         assert child.stdin is not None and child.stdout is not None
         try:
-            pickle.dump(
-                (table_name, [dict(row) for row in rows]), child.stdin, protocol=pickle.HIGHEST_PROTOCOL
-            )
+            pickle.dump((plan, [dict(row) for row in rows]), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             child.stdin.flush()
             outcome = pickle.load(child.stdout)
         except (OSError, EOFError, pickle.UnpicklingError):
@@ -253,14 +203,14 @@ class ProcessRowWriter:
         paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         child = subprocess.Popen(
-            [sys.executable, "-m", "netwatch.storage.rowwriter"],
+            [sys.executable, "-m", "netwatch.storage.driverwriter"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
         )
         assert child.stdin is not None
-        # The URL (and any password in it) goes down the pipe, never on the command line.
-        pickle.dump(self._url, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        # The connect arguments (and any password in them) go down the pipe, never on the command line.
+        pickle.dump(self._connect, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         child.stdin.flush()
         self._child = child
         return child
@@ -292,22 +242,3 @@ def _exited(child: subprocess.Popen[bytes], timeout: float) -> bool:
             return False
         pause.wait(0.02)
     return True
-
-
-def child_main() -> None:
-    """The child process (``python -m netwatch.storage.rowwriter``)."""
-    # A Ctrl-C or a SIGTERM to the whole process group must not end the child while the parent
-    # is still flushing: the parent decides when it stops, by closing the pipe.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Answers get standard output's pipe to themselves; anything else printed goes to stderr.
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    _serve(sys.stdin.buffer, answers)
-
-
-if __name__ == "__main__":
-    # Run the importable module's copy, so the answers pickle as netwatch.storage.rowwriter's types.
-    from netwatch.storage.rowwriter import child_main as _main
-
-    _main()

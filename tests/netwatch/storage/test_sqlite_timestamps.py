@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
+from netwatch.storage.binds import sqlite_utc_text
 from netwatch.storage.models import Base, UTCDateTime
-from netwatch.storage.rowwriter import _Prepared
+from netwatch.storage.rowwriter import compile_plan
 
 DIALECT = sqlite.dialect()
 TYPE = UTCDateTime()
@@ -31,19 +32,19 @@ def sqlalchemy_text(value: datetime) -> str:
 )
 def test_the_stored_text_matches_sqlalchemy(instant: datetime, offset_minutes: int) -> None:
     local = instant.astimezone(timezone(timedelta(minutes=offset_minutes)))
-    assert TYPE.sqlite_text(local, DIALECT) == sqlalchemy_text(local)
-    assert TYPE.sqlite_text(instant, DIALECT) == sqlalchemy_text(instant)  # UTC, as netwatch writes
+    assert sqlite_utc_text(local) == sqlalchemy_text(local)
+    assert sqlite_utc_text(instant) == sqlalchemy_text(instant)  # UTC, as netwatch writes
 
 
 def test_whole_seconds_keep_their_microseconds_so_text_order_is_time_order() -> None:
     # Without ".000000" a whole second would sort after the same second's fractions.
-    assert TYPE.sqlite_text(datetime(2026, 11, 29, 3, 0, tzinfo=UTC), DIALECT) == "2026-11-29 03:00:00.000000"
+    assert sqlite_utc_text(datetime(2026, 11, 29, 3, 0, tzinfo=UTC)) == "2026-11-29 03:00:00.000000"
 
 
 def test_naive_times_are_still_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
-        TYPE.sqlite_text(datetime(2026, 11, 29, 3, 0), DIALECT)
-    assert TYPE.sqlite_text(None, DIALECT) is None
+        sqlite_utc_text(datetime(2026, 11, 29, 3, 0))
+    assert sqlite_utc_text(None) is None
 
 
 @given(st.lists(st.integers(min_value=0, max_value=3), max_size=30))
@@ -51,8 +52,8 @@ def test_the_writer_binds_each_row_its_own_time_when_rows_share_timestamp_object
     """Rows of one poll share its datetime objects and the writer reuses their text: a row with
     another time (or another object of it) still gets its own."""
     times = [datetime(2026, 11, 29, 3, 0, tzinfo=UTC) + timedelta(seconds=s) for s in (0, 1, 1, 2)]
-    prepared = _Prepared.compile(DIALECT, Base.metadata.tables["polls"], ("scheduled_at", "target"))
+    plan = compile_plan(DIALECT, Base.metadata.tables["polls"], ("scheduled_at", "target"))
     rows = [{"scheduled_at": times[pick], "target": "d1"} for pick in picks]
-    bound = prepared.bind(rows)
-    column = prepared.names.index("scheduled_at")
+    bound = plan.bind(rows)
+    column = plan.names.index("scheduled_at")
     assert [row[column] for row in bound] == [sqlalchemy_text(times[pick]) for pick in picks]

@@ -171,7 +171,7 @@ def test_disk_full_is_transient_rows_wait_in_a_spool_elsewhere_then_land(
         with pytest.raises(DBAPIError) as full, engine.begin() as conn:
             conn.execute(insert(Poll), [poll_row(n, target="big" * 300) for n in range(500)])
         assert "database or disk is full" in str(full.value)
-        assert is_transient(full.value)
+        assert is_transient(full.value, sqlite3)
 
         watch = _Watch(writer)
         watch.rows(120, 0.01)

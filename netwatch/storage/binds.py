@@ -5,7 +5,7 @@ the database driver: ``import sqlalchemy`` alone is about 26 MB of a process's m
 what the child needed for the whole write. The parent compiles each statement with SQLAlchemy
 (:func:`netwatch.storage.rowwriter.compile_plan`) into a :class:`WritePlan`: the SQL text, its
 parameter order, and per column the name of the conversion SQLAlchemy would apply. The converters
-here are those conversions, checked equal to SQLAlchemy's own by ``tests/…/test_binds.py``.
+here are those conversions, checked equal to SQLAlchemy's own by ``tests/netwatch/storage/test_driverwriter.py``.
 """
 
 from __future__ import annotations

@@ -60,13 +60,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds",
     ),
     "interface_samples": ("device", "ifindex", "scheduled_at", "started_at", "oper_up", "in_bps", "out_bps"),
-    "icmp_samples": (
-        "target", "scheduled_at", "started_at", "sent", "received",
-        "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds", "jitter_seconds",
-    ),
     "polls": (
         "target", "kind", "scheduled_at", "started_at", "duration_seconds", "success", "reason", "run_id",
-        "on_time",
+        "on_time", "sent", "received", "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds",
+        "jitter_seconds",
     ),
     "poll_rollups": ("target", "kind", "bucket_start", "polls", "on_time", "unjudged"),
 }  # fmt: skip
@@ -192,8 +189,11 @@ def _raw(
     rounds = _buckets(start, end, timedelta(seconds=10))
     return {
         "interface_samples": ((d, i, b, b, True, 1e6, 3e5) for b in minutes for d, i in interfaces),
-        "icmp_samples": ((d, b, b, 3, 3, 0.001, 0.002, 0.004, 0.0002) for b in rounds for d in devices),
-        "polls": ((d, "icmp", b, b, 0.004, True, None, "run-1", True) for b in rounds for d in devices),
+        "polls": (
+            (d, "icmp", b, b, 0.004, True, None, "run-1", True, 3, 3, 0.001, 0.002, 0.004, 0.0002)
+            for b in rounds
+            for d in devices
+        ),
     }
 
 

@@ -294,6 +294,7 @@ def read_database(db_url: str, intervals: dict[str, int]) -> tuple[dict[str, int
     if not db_url.startswith("sqlite:///"):
         return None, {}
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        # icmp_samples: a view of the ICMP rounds in polls since revision 0009 (a table before).
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("polls", "icmp_samples", "interface_samples")}  # fmt: skip
         query = (
@@ -501,7 +502,7 @@ def main() -> int:
           f"{total(metrics, 'netwatch_samples_dropped_total'):,.0f}, queue at end "
           f"{total(metrics, 'netwatch_storage_queue_length'):,.0f}")  # fmt: skip
     if rows is not None:
-        print(f"  database rows:       polls {rows['polls']:,}, icmp_samples {rows['icmp_samples']:,}, "
+        print(f"  database rows:       polls {rows['polls']:,} (ICMP rounds {rows['icmp_samples']:,}), "
               f"interface_samples {rows['interface_samples']:,}")  # fmt: skip
         print_outcomes(outcomes)
     gc_seconds = dict(metrics.get("netwatch_gc_seconds_total", []))

@@ -7,10 +7,11 @@ the writer thread does the SQL.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from collectors.base import Measurement
 from netwatch.config.inventory import Inventory, link_interfaces
 from netwatch.health import State, TargetHealth
 from netwatch.pipeline import PollRecord
@@ -64,27 +65,24 @@ class PollRecorder:
         self._health_written = {k: v for k, v in self._health_written.items() if k in jobs}
 
     def on_poll(self, record: PollRecord) -> None:
-        """Queue the rows of one poll."""
+        """Queue the rows of one poll: an ICMP round is one row, its figures in its poll's row."""
         job, result = record.job, record.result
-        self._writer.put(
-            "polls",
-            {
-                "target": job.target.key,
-                "kind": job.kind,
-                "scheduled_at": record.scheduled_at,
-                "started_at": record.started_at,
-                "duration_seconds": result.duration,
-                "success": result.success,
-                "reason": result.reason,
-                "run_id": self._run_id,
-                # The rule of netwatch_polls_late_total, against the interval configured now.
-                "on_time": (record.started_at - record.scheduled_at).total_seconds()
-                <= job.params.interval / 10,
-            },
-        )
+        row = {
+            "target": job.target.key,
+            "kind": job.kind,
+            "scheduled_at": record.scheduled_at,
+            "started_at": record.started_at,
+            "duration_seconds": result.duration,
+            "success": result.success,
+            "reason": result.reason,
+            "run_id": self._run_id,
+            # The rule of netwatch_polls_late_total, against the interval configured now.
+            "on_time": (record.started_at - record.scheduled_at).total_seconds() <= job.params.interval / 10,
+        }
         if job.kind == "icmp" and not result.details.get("discarded"):  # a discarded round measured nothing
-            self._icmp(record)
-        elif job.kind == "snmp":
+            row.update(icmp_figures(result.measurements))
+        self._writer.put("polls", row)
+        if job.kind == "snmp":
             self._snmp(record)
         self._health(record)
 
@@ -99,26 +97,6 @@ class PollRecorder:
             return
         self._health_written[key] = (mark, at)
         self._writer.put("target_states", health_row(key[0], key[1], record.health, record.started_at))
-
-    def _icmp(self, record: PollRecord) -> None:
-        values: dict[str, float] = {}
-        for m in record.result.measurements:
-            if not m.labels:
-                values.setdefault(m.name, m.value)  # the first one, as CollectResult.value reads
-        self._writer.put(
-            "icmp_samples",
-            {
-                "target": record.job.target.key,
-                "scheduled_at": record.scheduled_at,
-                "started_at": record.started_at,
-                "sent": int(values.get("icmp_packets_sent") or 0),
-                "received": int(values.get("icmp_packets_received") or 0),
-                "rtt_min_seconds": values.get("icmp_rtt_min_seconds"),
-                "rtt_avg_seconds": values.get("icmp_rtt_avg_seconds"),
-                "rtt_max_seconds": values.get("icmp_rtt_max_seconds"),
-                "jitter_seconds": values.get("icmp_jitter_seconds"),
-            },
-        )
 
     def _totals(
         self,
@@ -232,6 +210,22 @@ def _ifindex_of(labels: Labels, parsed: dict[Labels, int | None]) -> int | None:
 
 def _ratio(rate: float | None, capacity: float | None) -> float | None:
     return None if rate is None or not capacity else rate / capacity
+
+
+def icmp_figures(measurements: Iterable[Measurement]) -> dict[str, Any]:
+    """An ICMP round's columns of its ``polls`` row, from the round's measurements."""
+    values: dict[str, float] = {}
+    for m in measurements:
+        if not m.labels:
+            values.setdefault(m.name, m.value)  # the first one, as CollectResult.value reads
+    return {
+        "sent": int(values.get("icmp_packets_sent") or 0),
+        "received": int(values.get("icmp_packets_received") or 0),
+        "rtt_min_seconds": values.get("icmp_rtt_min_seconds"),
+        "rtt_avg_seconds": values.get("icmp_rtt_avg_seconds"),
+        "rtt_max_seconds": values.get("icmp_rtt_max_seconds"),
+        "jitter_seconds": values.get("icmp_jitter_seconds"),
+    }
 
 
 def health_mark(health: TargetHealth) -> tuple[Any, ...]:

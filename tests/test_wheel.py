@@ -46,7 +46,9 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path: Path) -> None
     )
     assert upgrade.returncode == 0, upgrade.stderr
     with sqlite3.connect(workdir / "fresh.db") as conn:
-        tables = {row[0] for row in conn.execute("select name from sqlite_master where type='table'")}
+        tables = {
+            row[0] for row in conn.execute("select name from sqlite_master where type in ('table', 'view')")
+        }
     assert {
         "polls",
         "icmp_samples",

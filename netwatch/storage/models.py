@@ -34,7 +34,6 @@ __all__ = [
     "Device",
     "DeviceMetricSample",
     "IcmpRollup",
-    "IcmpSample",
     "InstanceRun",
     "Interface",
     "InterfaceRollup",
@@ -126,7 +125,12 @@ class Device(Base):
 
 
 class Poll(Base):
-    """One poll of a target by one collector kind; coverage and lateness come from its times."""
+    """One poll of a target by one collector kind; coverage and lateness come from its times.
+
+    An ICMP round's figures are in its poll's row (one row a round, not two): probes sent and
+    received, RTT statistics and jitter, NULL for SNMP polls and for rounds that measured nothing.
+    The ``icmp_samples`` view (revision 0009) shows them under their former table's name.
+    """
 
     __tablename__ = "polls"
     __table_args__ = (
@@ -147,24 +151,8 @@ class Poll(Base):
     on_time: Mapped[bool | None] = mapped_column(Boolean)
     """Started no later than a tenth of the job's interval after ``scheduled_at``, judged when
     recorded; NULL for polls recorded before revision 0008."""
-
-
-class IcmpSample(Base):
-    """One ICMP round's result: probes sent and received, RTT statistics and jitter."""
-
-    __tablename__ = "icmp_samples"
-    __table_args__ = (
-        UniqueConstraint("target", "scheduled_at"),
-        Index(None, "scheduled_at"),
-        _APPEND,
-    )
-
-    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
-    target: Mapped[str] = mapped_column(String(255))
-    scheduled_at: Mapped[datetime]
-    started_at: Mapped[datetime]
-    sent: Mapped[int] = mapped_column(Integer)
-    received: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int | None] = mapped_column(Integer)
+    received: Mapped[int | None] = mapped_column(Integer)
     rtt_min_seconds: Mapped[float | None] = mapped_column(Float)
     rtt_avg_seconds: Mapped[float | None] = mapped_column(Float)
     rtt_max_seconds: Mapped[float | None] = mapped_column(Float)

@@ -5,7 +5,9 @@ interface rollups read raw interface samples), so a rollup that fell behind (dae
 down) still finds its input. 5-minute rollups go after ``five_minute_days``, never past the hourly
 cursor; hourly ones only when ``hourly_days`` is set.
 The poll log goes after ``polls_days``, never past the poll rollup's cursor; poll rollups, which the
-availability report reads, are kept as long as the hourly rollups.
+availability report reads, are kept as long as the hourly rollups. ICMP rounds that measured something
+are poll rows and raw samples at once: they go after the longer of ``polls_days`` and ``raw_days``,
+never past the poll rollup's cursor nor the ICMP one.
 The outage ledger, annotations and state tables are never touched. Each transaction deletes at
 most ``batch_rows`` rows chosen by primary key, so the batched writer (SQLite allows one writer at a
 time) waits at most one short transaction.
@@ -18,11 +20,11 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, delete, select, true, tuple_
+from sqlalchemy import ColumnElement, Engine, Table, delete, not_, select, true, tuple_
 
 from netwatch.config.retention import RetentionPolicy
 from netwatch.storage.dml import table_named
-from netwatch.storage.rollups import HOUR, floor_to, progress
+from netwatch.storage.rollups import HOUR, floor_to, icmp_rounds, progress
 
 __all__ = ["apply_retention", "cutoffs"]
 
@@ -57,7 +59,12 @@ def cutoffs(engine: Engine, policy: RetentionPolicy, now: datetime) -> dict[str,
         "interface_samples": _older(
             policy.raw_days, now, _behind(done, "interface_5m", "interface_1h"), needs_cursor=True
         ),
-        "icmp_samples": _older(policy.raw_days, now, done.get("icmp_5m"), needs_cursor=True),
+        "icmp_rounds": _older(
+            max(policy.raw_days, policy.polls_days),
+            now,
+            _behind(done, "icmp_5m", "polls_1h"),
+            needs_cursor=True,
+        ),
         "device_metric_samples": _older(policy.raw_days, now, needs_cursor=False),
         "polls": _older(policy.polls_days, now, done.get("polls_1h"), needs_cursor=True),
         "interface_rollups_5m": _older(
@@ -72,15 +79,19 @@ def cutoffs(engine: Engine, policy: RetentionPolicy, now: datetime) -> dict[str,
 
 def _targets() -> dict[str, tuple[Table, Any, ColumnElement[bool]]]:
     targets: dict[str, tuple[Table, Any, ColumnElement[bool]]] = {}
-    for name in ("interface_samples", "icmp_samples", "device_metric_samples", "polls"):
+    for name in ("interface_samples", "device_metric_samples"):
         table = table_named(name)
         targets[name] = (table, table.c.scheduled_at, true())
+    polls = table_named("polls")
+    rounds = icmp_rounds()
+    targets["icmp_rounds"] = (polls, polls.c.scheduled_at, rounds)
+    targets["polls"] = (polls, polls.c.scheduled_at, not_(rounds))
     for name in ("interface_rollups", "icmp_rollups"):
         table = table_named(name)
         for res in ("5m", "1h"):
             targets[f"{name}_{res}"] = (table, table.c.bucket_start, table.c.resolution == res)
-    polls = table_named("poll_rollups")
-    targets["poll_rollups"] = (polls, polls.c.bucket_start, true())
+    poll_rollups = table_named("poll_rollups")
+    targets["poll_rollups"] = (poll_rollups, poll_rollups.c.bucket_start, true())
     return targets
 
 

@@ -26,7 +26,8 @@ What a bucket holds:
   averages; ``*_bps_max`` the largest poll; ``*_octets`` summed; ``*_bps_p95`` the nearest-rank 95th
   percentile of the hour's 5-minute averages — with at most 12 of them the rank ⌈0.95·n⌉ is n, so it
   is their maximum, which is what the hourly fallback of the bandwidth report uses as the peak.
-- ICMP: rounds, probes sent and answered summed, RTT min of mins and max of maxes, RTT average
+- ICMP (from the rounds' ``polls`` rows): rounds, probes sent and answered summed, RTT min of mins
+  and max of maxes, RTT average
   weighted by answered probes (so the hourly average equals the average over all answered probes).
 - polls, hourly straight from the poll log (``poll_rollups``, per target and collector kind): polls,
   those on time (``polls.on_time``, judged when recorded) and those without a verdict (recorded before
@@ -68,7 +69,6 @@ from sqlalchemy.sql.expression import literal_column
 from netwatch.storage.dml import statement_for, table_named
 from netwatch.storage.models import (
     IcmpRollup,
-    IcmpSample,
     Interface,
     InterfaceRollup,
     InterfaceSample,
@@ -88,6 +88,7 @@ __all__ = [
     "RollupResult",
     "ceil_to",
     "floor_to",
+    "icmp_rounds",
     "nearest_rank",
     "progress",
     "rebuild",
@@ -272,12 +273,19 @@ def _interface_1h(conn: Connection, lo: datetime, hi: datetime) -> list[dict[str
     ]
 
 
+def icmp_rounds() -> ColumnElement[bool]:
+    """The ``polls`` rows of ICMP rounds that measured something (the ICMP rollups' raw samples)."""
+    p = Poll.__table__.c
+    return and_(p.kind == "icmp", p.sent.is_not(None))
+
+
 def _icmp(conn: Connection, lo: datetime, hi: datetime, step: timedelta) -> list[dict[str, Any]]:
     rounds: ColumnElement[Any]
     where: ColumnElement[bool]
     if step == FIVE_MINUTES:
-        s = IcmpSample.__table__.c
-        time_column, rounds, where = s.scheduled_at, func.count(), true()
+        s = Poll.__table__.c  # an ICMP round's figures are in its poll's row
+        time_column, rounds = s.scheduled_at, func.count()
+        where = icmp_rounds()
         rtt_min, rtt_max = s.rtt_min_seconds, s.rtt_max_seconds
     else:
         s = IcmpRollup.__table__.c
@@ -371,7 +379,8 @@ def _specs() -> dict[str, _Spec]:
             cr,
             FIVE_MINUTES,
             lambda c, lo, hi: _icmp(c, lo, hi, FIVE_MINUTES),
-            IcmpSample.__table__.c.scheduled_at,
+            Poll.__table__.c.scheduled_at,
+            icmp_rounds(),
         ),
         "icmp_1h": _Spec(
             "icmp_1h",

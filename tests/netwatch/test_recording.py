@@ -1,4 +1,5 @@
-"""The poll recorder's rows for SNMP polls that end early: only what this poll read is a sample."""
+"""The poll recorder's rows: for SNMP polls that end early only what this poll read is a sample; an
+ICMP round is one ``polls`` row with its figures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Measurement, Target
+from collectors.icmp import RoundResult, round_result
 from netwatch.config import load_inventory
 from netwatch.pipeline import Pipeline
 from netwatch.recording import PollRecorder
@@ -92,3 +94,56 @@ async def test_a_poll_cut_short_writes_only_the_interfaces_it_read(
     assert not [
         r for r in rows.of("device_metric_samples") if r["scheduled_at"] == first + timedelta(seconds=60)
     ]
+
+
+ICMP_INVENTORY = """\
+province: {code: QNM, name: "Quảng Nam"}
+site_kinds:
+  district: {}
+sites:
+  - {code: TK, name: "Thành ủy Tam Kỳ", kind: district}
+devices:
+  - name: tk-router
+    site: TK
+    address: 127.0.0.1
+    collectors:
+      icmp: {interval: 10, probes: 3}
+"""
+
+
+async def test_an_icmp_round_is_one_poll_row_with_its_figures(tmp_path: Path) -> None:
+    config = tmp_path / "inventory.yaml"
+    config.write_text(ICMP_INVENTORY, encoding="utf-8")
+    inventory = load_inventory(config)
+    rounds = [
+        RoundResult("127.0.0.1", 3, 2, (0.010, 0.030)),
+        RoundResult("127.0.0.1", 3, 0, reason="timeout"),
+        RoundResult("127.0.0.1", 0, 0, stepped=True),  # the clock stepped: measured nothing
+    ]
+
+    async def collect(target: Target, params: CollectorParams, ctx: CollectContext) -> CollectResult:
+        return round_result(rounds.pop(0))
+
+    rows = Rows()
+    recorder = PollRecorder(rows, "run-1", inventory)
+    pipeline = Pipeline(
+        {"icmp": CollectorSpec("icmp", CollectorParams, collect)},
+        CollectContext(),
+        LatestState(inventory=inventory),
+        [recorder],
+    )
+    job = next(j for j in inventory.jobs if j.kind == "icmp")
+    first = datetime(2026, 10, 1, tzinfo=UTC)
+    for n in range(3):
+        await pipeline.run_once(job, first + timedelta(seconds=10 * n))
+
+    polls = rows.of("polls")
+    assert [name for name, _ in rows.rows if name != "target_states"] == ["polls"] * 3, "one row a round"
+    figures = [
+        (p["success"], p["reason"], p.get("sent"), p.get("received"), p.get("rtt_min_seconds"),
+         p.get("rtt_avg_seconds"), p.get("rtt_max_seconds"), p.get("jitter_seconds"))
+        for p in polls
+    ]  # fmt: skip
+    assert figures[0] == pytest.approx((True, None, 3, 2, 0.010, 0.020, 0.030, 0.020))
+    assert figures[1] == (False, "timeout", 3, 0, None, None, None, None)
+    assert figures[2] == (False, "clock_step", None, None, None, None, None, None)

@@ -29,11 +29,17 @@ def interface_row(
 
 
 def icmp_row(target: str, at: datetime, received: int, rtt: float | None, sent: int = 3) -> dict[str, Any]:
-    """One ICMP round: ``received`` of ``sent`` answered, every answer with RTT ``rtt``."""
+    """One ICMP round's ``polls`` row: ``received`` of ``sent`` answered, every answer with RTT ``rtt``."""
     return {
         "target": target,
+        "kind": "icmp",
         "scheduled_at": at,
         "started_at": at,
+        "duration_seconds": 0.01,
+        "success": received > 0,
+        "reason": None if received else "timeout",
+        "run_id": "run-1",
+        "on_time": True,
         "sent": sent,
         "received": received,
         "rtt_min_seconds": rtt,
@@ -109,7 +115,7 @@ def random_history(engine: Engine, start: datetime, hours: int, seed: int = 7) -
         for target in ("r1", "r2"):
             received = rng.choice((3, 3, 3, 2, 0))
             rounds.append(icmp_row(target, at, received, rng.uniform(0.001, 0.05) if received else None))
-    insert_rows(engine, "icmp_samples", rounds)
+    insert_rows(engine, "polls", rounds)
 
 
 def snapshot(engine: Engine, table: str) -> list[tuple[Any, ...]]:

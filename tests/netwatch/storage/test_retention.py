@@ -6,10 +6,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, update
 
 from netwatch.config.retention import RetentionPolicy
 from netwatch.storage.dml import table_named
+from netwatch.storage.models import Poll, RollupProgress
 from netwatch.storage.retention import apply_retention
 from netwatch.storage.rollups import progress, roll_up
 from netwatch.storage.writer import BatchWriter
@@ -35,7 +36,7 @@ def _history(engine: Engine, start: datetime, end: datetime, step: timedelta) ->
         icmp.append(icmp_row("r1", at, 3, 0.01))
         at += step
     insert_rows(engine, "interface_samples", rows)
-    insert_rows(engine, "icmp_samples", icmp)
+    insert_rows(engine, "polls", icmp)
     return len(rows)
 
 
@@ -54,9 +55,9 @@ def test_raw_samples_go_after_raw_days_in_small_transactions(migrated: Engine) -
     finally:
         event.remove(migrated, "after_cursor_execute", on_execute)
 
-    assert deleted["interface_samples"] == deleted["icmp_samples"] == 2 * 288  # days 10 and 9 back
+    assert deleted["interface_samples"] == deleted["icmp_rounds"] == 2 * 288  # days 10 and 9 back
     assert _times(migrated, "interface_samples")[0] == NOW - timedelta(days=8)
-    assert _times(migrated, "icmp_samples")[0] == NOW - timedelta(days=8)
+    assert _times(migrated, "polls")[0] == NOW - timedelta(days=8)
     assert max(deletes) == 100 and len(deletes) == 2 * 6  # 576 rows a table, 100 per transaction
     assert deleted["interface_rollups_5m"] == deleted["interface_rollups_1h"] == 0
     assert _times(migrated, "interface_rollups", "bucket_start")[0] == NOW - timedelta(days=10)
@@ -158,10 +159,10 @@ def test_poll_log_waits_for_its_rollup_and_poll_rollups_stay_as_long_as_hourly(m
 
 
 def poll_row(at: datetime) -> dict[str, Any]:
-    """One on-time ICMP poll of r1."""
+    """One on-time SNMP poll of r1 (ICMP rounds are raw samples too: see the test above)."""
     return {
         "target": "r1",
-        "kind": "icmp",
+        "kind": "snmp",
         "scheduled_at": at,
         "started_at": at,
         "duration_seconds": 0.01,
@@ -170,3 +171,31 @@ def poll_row(at: datetime) -> dict[str, Any]:
         "run_id": "run-1",
         "on_time": True,
     }
+
+
+def test_icmp_rounds_are_kept_for_the_longer_of_raw_and_poll_days_and_wait_for_both_rollups(
+    migrated: Engine,
+) -> None:
+    # Two rounds an hour for 12 days, and an SNMP poll beside each.
+    start = NOW - timedelta(days=12)
+    at = [start + timedelta(minutes=30 * n) for n in range(12 * 48)]
+    insert_rows(migrated, "polls", [icmp_row("r1", t, 3, 0.01) for t in at])
+    insert_rows(migrated, "polls", [poll_row(t) for t in at])
+
+    roll_up(migrated, until=NOW)
+    # The ICMP rollup fell behind (11 days ago): its raw samples wait, the SNMP polls do not.
+    with migrated.begin() as conn:
+        conn.execute(
+            update(RollupProgress).where(RollupProgress.name == "icmp_5m"),
+            {"done_until": NOW - timedelta(days=11)},
+        )
+    policy = RetentionPolicy(raw_days=10, polls_days=3)
+    deleted = apply_retention(migrated, policy, NOW)
+    assert (deleted["polls"], deleted["icmp_rounds"]) == (9 * 48, 48)
+
+    roll_up(migrated, until=NOW)
+    deleted = apply_retention(migrated, policy, NOW)
+    assert (deleted["polls"], deleted["icmp_rounds"]) == (0, 48)  # kept 10 days, not 3
+    with migrated.connect() as conn:
+        kinds = dict(conn.execute(select(Poll.kind, func.min(Poll.scheduled_at)).group_by(Poll.kind)).all())
+    assert kinds == {"icmp": NOW - timedelta(days=10), "snmp": NOW - timedelta(days=3)}

@@ -46,13 +46,15 @@ def poll_row(target: str, kind: str, at: datetime, on_time: bool | None) -> dict
 
 
 def random_polls(engine: Engine, start: datetime, hours: int, seed: int = 11) -> None:
-    """``hours`` of poll log: 2 ICMP targets every 10 s and one SNMP target every 60 s, some late,
+    """``hours`` of poll log: 2 ICMP targets every 10 s and one SNMP target every 60 s (their figures
+    left out: only the poll log's columns), some late,
     some missed, the first hour's without a verdict (recorded before revision 0008)."""
     rng = random.Random(seed)
     rows = []
     for n in range(hours * 360):
         at = start + timedelta(seconds=10 * n)
-        jobs = [("r1", "icmp"), ("r2", "icmp")] + ([("r1", "snmp")] if n % 6 == 0 else [])
+        # Not r1 and r2: random_history's ICMP rounds are their polls.
+        jobs = [("p1", "icmp"), ("p2", "icmp")] + ([("p1", "snmp")] if n % 6 == 0 else [])
         for target, kind in jobs:
             if rng.random() < 0.02:
                 continue
@@ -192,7 +194,7 @@ def test_five_minute_rows_for_links_only_hourly_for_every_interface(migrated: En
 def test_icmp_rollups_weight_rtt_by_answered_probes(migrated: Engine) -> None:
     insert_rows(
         migrated,
-        "icmp_samples",
+        "polls",
         [
             icmp_row("r1", T, 3, 0.010),
             icmp_row("r1", T + timedelta(seconds=10), 1, 0.040),
@@ -289,8 +291,9 @@ def test_interrupted_incremental_runs_equal_a_rebuild(
         assert_same_rows(snapshot(migrated, name), incremental[name])
     # 09:43 → 23:43: 169 five-minute buckets for the one link, 15 hourly ones for each of 3 interfaces.
     assert len(incremental["interface_rollups"]) == 169 + 3 * 15
-    # Hours 09:00 (from 09:43) to 23:00, the cursor at 24:00: 15 for each of 3 target × kind pairs.
-    assert len(incremental["poll_rollups"]) == 3 * 15
+    # Hours 09:00 (from 09:43) to 23:00, the cursor at 24:00: 15 for each of 5 target × kind pairs
+    # (the poll log's p1, p2 and p1's SNMP, and random_history's rounds of r1 and r2).
+    assert len(incremental["poll_rollups"]) == 5 * 15
     # Running again changes nothing: the cursors are at the end.
     assert sum(roll_up(migrated, until=end).batches.values()) == 0
 

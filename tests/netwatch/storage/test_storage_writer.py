@@ -37,18 +37,13 @@ def writer(migrated: Engine, request: pytest.FixtureRequest) -> Iterator[BatchWr
     w.stop()
 
 
-def _icmp_row(n: int) -> dict[str, Any]:
-    scheduled = T0 + timedelta(minutes=n)
+def _metric_row(n: int) -> dict[str, Any]:
     return {
-        "target": "r1",
-        "scheduled_at": scheduled,
-        "started_at": scheduled,
-        "sent": 5,
-        "received": 5 - n % 6,
-        "rtt_min_seconds": 0.001,
-        "rtt_avg_seconds": 0.002,
-        "rtt_max_seconds": None if n % 6 == 5 else 0.004,
-        "jitter_seconds": 0.0005,
+        "device": "r1",
+        "metric": "cpu_load_ratio",
+        "labels": "cpu=1",
+        "scheduled_at": T0 + timedelta(minutes=n),
+        "value": n % 100 / 100,
     }
 
 
@@ -71,9 +66,9 @@ def _state(failed_rounds: int, minute: int) -> dict[str, Any]:
 def test_every_row_put_is_written(writer: BatchWriter, migrated: Engine) -> None:
     for n in range(750):
         writer.put("polls", poll_row(n))
-        writer.put("icmp_samples", _icmp_row(n))
+        writer.put("device_metric_samples", _metric_row(n))
     assert writer.flush(timeout=60)
-    assert (count(migrated, "polls"), count(migrated, "icmp_samples")) == (750, 750)
+    assert (count(migrated, "polls"), count(migrated, "device_metric_samples")) == (750, 750)
     assert (writer.written_total, writer.dropped_total, writer.queue_length) == (1500, 0, 0)
     assert writer.healthy and writer.last_error is None
 

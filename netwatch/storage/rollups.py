@@ -27,8 +27,8 @@ What a bucket holds:
   percentile of the hour's 5-minute averages — with at most 12 of them the rank ⌈0.95·n⌉ is n, so it
   is their maximum, which is what the hourly fallback of the bandwidth report uses as the peak.
 - ICMP (from the rounds' ``polls`` rows): rounds, probes sent and answered summed, RTT min of mins
-  and max of maxes, RTT average
-  weighted by answered probes (so the hourly average equals the average over all answered probes).
+  and max of maxes, RTT average weighted by answered probes (so the hourly average equals the
+  average over all answered probes).
 - polls, hourly straight from the poll log (``poll_rollups``, per target and collector kind): polls,
   those on time (``polls.on_time``, judged when recorded) and those without a verdict (recorded before
   revision 0008). The availability report reads these, since the poll log is kept only days. An

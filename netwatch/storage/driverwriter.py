@@ -32,6 +32,7 @@ __all__ = [
     "child_main",
     "describe_error",
     "is_transient",
+    "run_statements",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,16 @@ class ConnectSpec:
 
     def __repr__(self) -> str:  # the arguments hold the password
         return f"ConnectSpec(driver={self.driver!r})"
+
+
+def run_statements(connection: Any, statements: Sequence[str]) -> None:
+    """Execute ``statements`` on a DB-API connection, one cursor for all (no commit)."""
+    cursor = connection.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -127,12 +138,7 @@ class DirectConnections:
 
     @staticmethod
     def _run(connection: Any, statements: Sequence[str]) -> None:
-        cursor = connection.cursor()
-        try:
-            for statement in statements:
-                cursor.execute(statement)
-        finally:
-            cursor.close()
+        run_statements(connection, statements)
         connection.commit()
 
     def release(self, connection: Any, *, broken: bool) -> None:

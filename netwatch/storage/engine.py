@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from netwatch.errors import StorageError
+from netwatch.storage.driverwriter import run_statements
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -77,12 +78,7 @@ def safe_url(url: str | URL) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
+    run_statements(dbapi_connection, SQLITE_PRAGMAS)
 
 
 def create_engine_for(url: str | URL) -> Engine:

@@ -22,7 +22,7 @@ from netwatch.storage.binds import CONVERTERS
 from netwatch.storage.engine import create_engine_for
 from netwatch.storage.migrate import upgrade
 from netwatch.storage.models import Base, Poll, UTCDateTime
-from netwatch.storage.rowwriter import ProcessRowWriter, WriteOutage, compile_plan
+from netwatch.storage.rowwriter import ProcessRowWriter, WriteOutage, compile_plan, connect_spec
 from tests.netwatch.storage.rows import poll_row
 from tests.support.postgres import fresh_database, throwaway_cluster
 
@@ -158,3 +158,23 @@ def test_a_postgres_restart_between_batches_costs_a_reconnect_not_an_outage(tmp_
                 assert conn.execute(select(Poll.target)).scalars().all() == ["r1"] * 10
         finally:
             engine.dispose()
+
+
+def test_the_password_reaches_the_child_by_pipe_only_and_never_an_error(tmp_path: Path) -> None:
+    password = "Bí-mật-42"
+    # Nothing listens on port 1 of loopback: every connect is refused, an outage.
+    engine = create_engine_for(f"postgresql://netwatch:{password}@127.0.0.1:1/netwatch?connect_timeout=2")
+    rows = ProcessRowWriter(engine)
+    try:
+        with pytest.raises(WriteOutage) as outage:
+            rows.write("polls", [poll_row(0)])
+        assert rows.pid is not None
+        seen_by_ps = (
+            Path(f"/proc/{rows.pid}/cmdline").read_bytes() + Path(f"/proc/{rows.pid}/environ").read_bytes()
+        )
+    finally:
+        rows.close()
+        engine.dispose()
+    assert "OperationalError" in str(outage.value)
+    assert password not in str(outage.value) and password.encode() not in seen_by_ps
+    assert password not in repr(connect_spec(engine))

@@ -17,7 +17,6 @@ on 127.0.0.1 (Debian's postgresql package) and runs both sides there. Prints row
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -28,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import snmp_walk  # (its /proc readers)
 from sqlalchemy import Engine, create_engine, text
 
 from netwatch.storage import migrate
@@ -95,11 +96,7 @@ def child_usage(pid: int | None) -> tuple[float, float]:
     """CPU seconds and peak RSS (MB) of the writer's child process so far (0, 0 without one)."""
     if pid is None:
         return 0.0, 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    status = Path(f"/proc/{pid}/status").read_text()
-    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-    return cpu, int(hwm.split()[1]) / 1024
+    return snmp_walk.proc_cpu(pid), snmp_walk.proc_peak_rss_mb(pid)
 
 
 def netwatch_side(

@@ -31,27 +31,11 @@ from sqlalchemy import Boolean, Dialect, Engine, Float, Table
 from netwatch.errors import StorageError
 from netwatch.storage.binds import WritePlan
 from netwatch.storage.dml import statement_for
-from netwatch.storage.driverwriter import (
-    ConnectSpec,
-    DriverRowWriter,
-    Refusals,
-    WriteOutage,
-    describe_error,
-    is_transient,
-)
+from netwatch.storage.driverwriter import ConnectSpec, DriverRowWriter, Refusals, WriteOutage
 from netwatch.storage.engine import SQLITE_CONNECT_ARGS, SQLITE_PRAGMAS, in_memory
 from netwatch.storage.models import Base, UTCDateTime
 
-__all__ = [
-    "ProcessRowWriter",
-    "Refusals",
-    "RowWriter",
-    "WriteOutage",
-    "compile_plan",
-    "connect_spec",
-    "describe_error",
-    "is_transient",
-]
+__all__ = ["ProcessRowWriter", "RowWriter", "compile_plan", "connect_spec"]
 
 
 def compile_plan(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> WritePlan:

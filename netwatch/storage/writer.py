@@ -33,9 +33,10 @@ from sqlalchemy import Engine, Table
 
 from netwatch.errors import StorageError
 from netwatch.storage.dml import last_per_key, write_mode
+from netwatch.storage.driverwriter import WriteOutage
 from netwatch.storage.engine import safe_url
 from netwatch.storage.models import Base
-from netwatch.storage.rowwriter import ProcessRowWriter, RowWriter, WriteOutage
+from netwatch.storage.rowwriter import ProcessRowWriter, RowWriter
 from netwatch.storage.spool import Spool, SpoolRecord
 
 __all__ = ["BatchWriter"]

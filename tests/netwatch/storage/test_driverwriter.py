@@ -19,10 +19,11 @@ from sqlalchemy.dialects.postgresql import psycopg
 
 from netwatch.errors import StorageError
 from netwatch.storage.binds import CONVERTERS
+from netwatch.storage.driverwriter import WriteOutage
 from netwatch.storage.engine import create_engine_for
 from netwatch.storage.migrate import upgrade
 from netwatch.storage.models import Base, Poll, UTCDateTime
-from netwatch.storage.rowwriter import ProcessRowWriter, WriteOutage, compile_plan, connect_spec
+from netwatch.storage.rowwriter import ProcessRowWriter, compile_plan, connect_spec
 from tests.netwatch.storage.rows import poll_row
 from tests.support.postgres import fresh_database, throwaway_cluster
 

@@ -21,10 +21,10 @@ from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from netwatch.storage import repository
+from netwatch.storage.driverwriter import is_transient
 from netwatch.storage.engine import create_engine_for
 from netwatch.storage.migrate import upgrade
 from netwatch.storage.models import Poll
-from netwatch.storage.rowwriter import is_transient
 from netwatch.storage.spool import Spool, encode_rows
 from netwatch.storage.writer import BatchWriter
 from tests.netwatch.storage.rows import T0, poll_row

@@ -350,8 +350,8 @@ def main() -> int:
     parser.add_argument(
         "--scrape-every",
         type=float,
-        default=30.0,
-        help="seconds between /metrics scrapes, as a Prometheus server would (0: none until the end)",
+        default=15.0,
+        help="seconds between /metrics scrapes, as deploy/prometheus scrapes (0: none until the end)",
     )
     parser.add_argument(
         "--scrape-encoding",

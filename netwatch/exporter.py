@@ -18,8 +18,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from collectors.base import CollectResult
-from netwatch.config.inventory import Site, link_interfaces
-from netwatch.exposition import LabelTexts, SeriesTexts, SteppedRegistry, TextFamily, go_float
+from netwatch.config.inventory import Inventory, Site, link_interfaces
+from netwatch.exposition import KeptBlocks, LabelTexts, SeriesTexts, SteppedRegistry, TextFamily, go_float
 from netwatch.gcpolicy import STATS as GC_STATS
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
@@ -61,6 +61,7 @@ class NetwatchCollector(Collector):
         self._state = state
         self._storage = storage
         self._label_texts = LabelTexts()
+        self._blocks: tuple[Inventory, KeptBlocks] | None = None
 
     def describe(self) -> list[Metric]:
         """Nothing to describe up front: families depend on the inventory (avoids a scrape at
@@ -79,10 +80,12 @@ class NetwatchCollector(Collector):
         owned = self._state.owned_devices
         jobs = [j for j in list(self._state.jobs.values()) if owned is None or j.job.target.key in owned]
         families = _Families(gzip=gzip)
+        blocks = self._kept_blocks()
         yield from self._poll_families(jobs, families)
         yield from self._icmp_families([j for j in jobs if j.job.kind == "icmp"], families)
-        yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"], families)
+        yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"], families, blocks)
         self._label_texts.end_scrape()
+        blocks.end_scrape()
         yield from families.all()
         yield from self._inventory_families()
         yield from self._site_families()
@@ -141,11 +144,23 @@ class NetwatchCollector(Collector):
                 families.squeeze()
                 yield None
 
-    def _snmp_families(self, jobs: list[JobState], families: _Families) -> Iterator[None]:
+    def _kept_blocks(self) -> KeptBlocks:
+        """The SNMP devices' kept samples (see :class:`KeptBlocks`), for the current inventory: a
+        reload may change a device's labels or contracted rates, so it starts afresh. A scrape that
+        began before the reload finishes with the old blocks, which go with it."""
+        inventory = self._state.inventory
+        if self._blocks is None or self._blocks[0] is not inventory:
+            self._blocks = (inventory, KeptBlocks())
+        return self._blocks[1]
+
+    def _snmp_families(self, jobs: list[JobState], families: _Families, blocks: KeptBlocks) -> Iterator[None]:
         contracted = self._contracted_interfaces()
         for n, js in enumerate(jobs, 1):
-            if js.last_result is not None:
-                self._snmp_job(js, js.last_result, families, contracted)
+            result = js.last_result
+            # A device not polled since the last scrape has the same samples: its kept text.
+            if result is not None and not blocks.replay(js.job.key, js.recorded, families):
+                with blocks.writing(js.job.key, js.recorded, families):
+                    self._snmp_job(js, result, families, contracted)
             if n % _SNMP_JOBS_PER_STEP == 0:
                 families.squeeze()
                 yield None
@@ -445,6 +460,10 @@ class _Families:
             )
             family = self._families[name] = TextFamily(name, doc, kind, gzip=self._gzip)
         return family
+
+    def by_name(self) -> dict[str, TextFamily]:
+        """Every family made so far, by name, in the order made."""
+        return self._families
 
     def squeeze(self) -> None:
         """Let each family compress what it holds (gzip scrapes; see :meth:`TextFamily.squeeze`)."""

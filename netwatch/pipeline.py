@@ -250,6 +250,7 @@ class Pipeline:
                 transition.since.isoformat(timespec="seconds"),
             )
         job_state.last_result = retained(result)
+        job_state.recorded += 1
         job_state.last_scheduled_at = scheduled_at
         job_state.last_started_at = started_at
         return PollRecord(

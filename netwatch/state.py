@@ -36,6 +36,9 @@ class JobState:
     """Polls in a row that got no answer (reason ``timeout``)."""
     resume_at: datetime | None = None
     """While the target is polled less often (``BackoffParams``): its next slot polled; None otherwise."""
+    recorded: int = 0
+    """Polls recorded into this state since start: a new number means new values, so the exporter
+    writes the target's samples again instead of reusing the text of its last scrape."""
 
 
 @dataclass(slots=True)
@@ -115,6 +118,7 @@ class LatestState:
                 book=state.book if state else CounterBook(),
                 unanswered=state.unanswered if state else 0,
                 resume_at=state.resume_at if state else None,
+                recorded=state.recorded if state else 0,
             )
             self.jobs[job.key] = state
         return state

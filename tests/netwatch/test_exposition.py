@@ -8,6 +8,7 @@ import gzip
 import zlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,9 +22,10 @@ from prometheus_client.utils import floatToGoString
 
 from collectors.base import CollectContext, CollectorParams, CollectorSpec, CollectResult, Measurement, Target
 from netwatch import exposition
-from netwatch.config.inventory import Device, HealthRules, Inventory, Job, Province, Site
-from netwatch.exporter import make_registry
+from netwatch.config.inventory import Device, HealthRules, Inventory, Job, Link, Province, Site
+from netwatch.exporter import NetwatchCollector, make_registry
 from netwatch.exposition import (
+    KeptBlocks,
     LabelTexts,
     SeriesTexts,
     TextFamily,
@@ -33,7 +35,7 @@ from netwatch.exposition import (
     render_stepped,
 )
 from netwatch.pipeline import Pipeline
-from netwatch.state import LatestState
+from netwatch.state import JobState, LatestState
 from netwatch.web import WebServer
 
 label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
@@ -95,13 +97,21 @@ def test_values_are_written_as_prometheus_client_writes_them(value: float) -> No
     assert go_float(value) == floatToGoString(value)
 
 
-def _province(devices: int) -> Inventory:
-    """``devices`` SNMP devices and as many ICMP targets, one site each."""
+def _province(devices: int, contracted_bps: float = 2e6) -> Inventory:
+    """``devices`` SNMP devices and as many ICMP targets, one site each, whose link is its device's
+    ``ge-0/0/1`` at ``contracted_bps``."""
     sites, by_name = {}, {}
     for i in range(devices):
         code = f"S{i:03d}"
+        link = Link(device=f"d{i}", interface="ge-0/0/1", contracted_bps=contracted_bps)
         sites[code] = Site(
-            code=code, name=f"Site {i}", kind="district", district=code, parent=None, rules=HealthRules()
+            code=code,
+            name=f"Site {i}",
+            kind="district",
+            district=code,
+            parent=None,
+            rules=HealthRules(),
+            links=(link,),
         )
         labels = {"site": code, "district": code, "device": f"d{i}"}
         target = Target(key=f"d{i}", address=f"127.0.9.{i + 1}", labels=labels)
@@ -115,6 +125,12 @@ def _province(devices: int) -> Inventory:
 
 async def _polled(devices: int, interfaces: int) -> LatestState:
     """Two polls of every job through the real pipeline, so totals and rates exist."""
+    state, _ = await _polled_with_pipeline(devices, interfaces)
+    return state
+
+
+async def _polled_with_pipeline(devices: int, interfaces: int) -> tuple[LatestState, Pipeline]:
+    """:func:`_polled`, and the pipeline that polled, to poll again."""
 
     async def snmp(target: Target, params: CollectorParams, ctx: CollectContext) -> CollectResult:
         polls[target.key] = polls.get(target.key, 0) + 1
@@ -123,6 +139,7 @@ async def _polled(devices: int, interfaces: int) -> LatestState:
             labels = (("ifindex", str(i)), ("ifname", f"ge-0/0/{i}"), ("ifalias", 'to "TK"\\'))
             out.append(Measurement("if_in_octets", float(polls[target.key] * 10**9 * i), labels, "counter"))
             out.append(Measurement("if_oper_up", 1.0, labels))
+            out.append(Measurement("if_speed_bps", 1e9, labels))
             # A Brocade-like counter of 4-octet words, reported in octets (the decode scales it).
             out.append(Measurement("fc_words", float(polls[target.key] * 4000 * i), labels, "counter"))
         scales = {(m.name, m.labels): 4 for m in out if m.name == "fc_words"}
@@ -151,7 +168,7 @@ async def _polled(devices: int, interfaces: int) -> LatestState:
     for _ in range(2):
         for job in inventory.jobs:
             await pipeline.run_once(job, datetime.now(UTC))
-    return state
+    return state, pipeline
 
 
 async def test_a_scrape_on_the_event_loop_writes_the_same_body_and_lets_polls_run() -> None:
@@ -214,6 +231,102 @@ async def test_memory_for_label_texts_stays_flat_however_many_scrapes() -> None:
     for _ in range(12):
         assert b"".join(await render_stepped(registry, slice_seconds=0)) == body
     assert _live(SeriesTexts) == after_three <= 2 * len(state.inventory.devices)
+
+
+def _in_octets(body: bytes, device: str, ifindex: str = "2") -> float:
+    """The total ``netwatch_if_in_octets_total`` of one interface in an exposition body."""
+    return next(
+        s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == "netwatch_if_in_octets_total"
+        and s.labels["device"] == device
+        and s.labels["ifindex"] == ifindex
+    )
+
+
+async def test_a_device_not_polled_since_the_last_scrape_is_copied_from_the_text_kept_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prometheus scrapes every 15 s and interfaces are polled every 60 s: a device's samples are
+    written once per poll, and every scrape is still byte for byte what a collector keeping
+    nothing writes, plain or gzipped."""
+    state, pipeline = await _polled_with_pipeline(devices=20, interfaces=5)
+    registry = make_registry(state)
+    written: list[str] = []
+    write = NetwatchCollector._snmp_job
+
+    def counted(self: NetwatchCollector, js: JobState, *args: Any) -> None:
+        written.append(js.job.target.key)
+        write(self, js, *args)
+
+    monkeypatch.setattr(NetwatchCollector, "_snmp_job", counted)
+    first = render(registry)
+    assert len(written) == 20
+    written.clear()
+    assert render(registry) == first
+    gzipped = b"".join(await render_stepped(registry, slice_seconds=0, gzip=True))
+    assert gzip.decompress(gzipped) == first
+    assert written == [], "nothing was polled since: every device came from its kept text"
+
+    snmp = {job.target.key: job for job in state.inventory.jobs if job.kind == "snmp"}
+    await pipeline.run_once(snmp["d3"], datetime.now(UTC))
+    after_poll = render(registry)
+    assert written == ["d3"], "only the device polled since was written again"
+    assert after_poll == render(make_registry(state)), "as a collector that kept nothing writes it"
+    assert _in_octets(first, "d3") == 2 * 10**9 and _in_octets(after_poll, "d3") == 4 * 10**9
+    assert _in_octets(after_poll, "d4") == _in_octets(first, "d4") == 2 * 10**9
+
+
+async def test_after_a_reload_no_device_is_copied_from_text_kept_before_it() -> None:
+    """A reload may change a link's contracted rate (or labels) without its device being polled
+    again: no scrape may show the old figures from kept text."""
+    state, _ = await _polled_with_pipeline(devices=5, interfaces=2)
+    registry = make_registry(state)
+    labels = {"site": "S001", "district": "S001", "device": "d1", "ifindex": "1", "ifname": "ge-0/0/1"}
+    labels["ifalias"] = 'to "TK"\\'
+    before = render(registry)
+    assert registry.get_sample_value("netwatch_if_contracted_bps", labels) == 2e6
+    state.replace_inventory(_province(5, contracted_bps=5e6))
+    after = render(registry)
+    assert registry.get_sample_value("netwatch_if_contracted_bps", labels) == 5e6
+    assert after == render(make_registry(state))
+    assert _in_octets(after, "d1") == _in_octets(before, "d1"), "the device's totals are kept"
+
+
+class _Book:
+    """A scrape's families, as the exporter keeps them."""
+
+    def __init__(self) -> None:
+        self.families: dict[str, TextFamily] = {}
+
+    def family(self, name: str, kind: str) -> TextFamily:
+        return self.families.setdefault(name, TextFamily(name, "", kind))
+
+    def by_name(self) -> dict[str, TextFamily]:
+        return self.families
+
+
+def test_kept_blocks_are_copied_while_current_and_forgotten_once_a_scrape_does_not_use_them() -> None:
+    book = _Book()
+    blocks = KeptBlocks()
+    for key in ("a", "b"):
+        with blocks.writing(key, 1, book):
+            book.family("netwatch_x", "gauge").add(f'{{device="{key}"}}', 1.0)
+            book.family("netwatch_y", "counter").add(f'{{device="{key}"}}', 2.0)
+    blocks.end_scrape()
+    assert blocks.replay("a", 1, book)
+    assert not blocks.replay("b", 2, book), "b was polled since (version 2): it must be written"
+    blocks.end_scrape()
+    assert not blocks.replay("b", 1, book), "the last scrape did not use b's block: forgotten"
+    assert blocks.replay("a", 1, book)
+    assert book.families["netwatch_x"].text.decode().splitlines() == [
+        'netwatch_x{device="a"} 1.0',
+        'netwatch_x{device="b"} 1.0',
+        'netwatch_x{device="a"} 1.0',
+        'netwatch_x{device="a"} 1.0',
+    ]
+    assert book.families["netwatch_y"].text.decode().count('netwatch_y_total{device="a"} 2.0') == 3
 
 
 def _members(body: bytes) -> int:

@@ -19,7 +19,15 @@ from prometheus_client.registry import Collector
 
 from collectors.base import CollectResult
 from netwatch.config.inventory import Inventory, Site, link_interfaces
-from netwatch.exposition import KeptBlocks, LabelTexts, SeriesTexts, SteppedRegistry, TextFamily, go_float
+from netwatch.exposition import (
+    KeptBlocks,
+    LabelTexts,
+    SeriesTexts,
+    SteppedRegistry,
+    TextFamily,
+    go_float,
+    label_text,
+)
 from netwatch.gcpolicy import STATS as GC_STATS
 from netwatch.health import State
 from netwatch.sitehealth import SiteState, SiteStatus
@@ -86,9 +94,9 @@ class NetwatchCollector(Collector):
         yield from self._snmp_families([j for j in jobs if j.job.kind == "snmp"], families, blocks)
         self._label_texts.end_scrape()
         blocks.end_scrape()
+        yield from self._inventory_families(families)
+        self._site_families(families)
         yield from families.all()
-        yield from self._inventory_families()
-        yield from self._site_families()
         yield from self._self_families()
 
     @staticmethod
@@ -214,34 +222,42 @@ class NetwatchCollector(Collector):
             if bps is not None
         }
 
-    def _inventory_families(self) -> Iterator[Metric]:
+    def _inventory_families(self, families: _Families) -> Iterator[None]:
+        # Written as text like the interface families: prometheus_client took about 25 µs a sample
+        # (label names validated and escaped each time), 0.25 s of the loop for 10,000 devices.
         inventory = self._state.inventory
-        site_info = GaugeMetricFamily(
-            "netwatch_site_info",
-            "Names of a site, to join on (value 1).",
-            labels=["site", "district", "province", "name", "kind", "parent"],
-        )
+        site_info = families.family("netwatch_site_info", "gauge")
         for site in self._owned_sites():
-            site_info.add_metric(
-                [site.code, site.district, inventory.province.code, site.name, site.kind, site.parent or ""],
-                1.0,
-            )
-        device_info = GaugeMetricFamily(
-            "netwatch_device_info",
-            "Names of a device, to join on (value 1).",
-            labels=["site", "district", "device", "address", "role", "sysname", "sysdescr"],
-        )
+            names = {
+                "site": site.code,
+                "district": site.district,
+                "province": inventory.province.code,
+                "name": site.name,
+                "kind": site.kind,
+                "parent": site.parent or "",
+            }
+            site_info.add(label_text(names), 1.0)
+        device_info = families.family("netwatch_device_info", "gauge")
         system = self._system_info()
         owned = self._state.owned_devices
-        for device in inventory.devices.values():
+        for n, device in enumerate(inventory.devices.values(), 1):
             if owned is not None and device.name not in owned:
                 continue
             site = inventory.sites[device.site]
             sysname, sysdescr = system.get(device.name, ("", ""))
-            device_info.add_metric(
-                [site.code, site.district, device.name, device.address, device.role, sysname, sysdescr], 1.0
-            )
-        yield from (site_info, device_info)
+            names = {
+                "site": site.code,
+                "district": site.district,
+                "device": device.name,
+                "address": device.address,
+                "role": device.role,
+                "sysname": sysname,
+                "sysdescr": sysdescr,
+            }
+            device_info.add(label_text(names), 1.0)
+            if n % _JOBS_PER_STEP == 0:
+                families.squeeze()
+                yield None
 
     def _owned_sites(self) -> list[Site]:
         """The sites this instance exports: with ``--shard K/N`` its own, so that Prometheus
@@ -258,43 +274,30 @@ class NetwatchCollector(Collector):
                 out[js.job.target.key] = (str(info.get("sysname") or ""), str(info.get("sysdescr") or ""))
         return out
 
-    def _site_families(self) -> Iterator[Metric]:
-        site_up = GaugeMetricFamily(
-            "netwatch_site_up", "1 when the site is up or degraded, else 0.", labels=["site", "district"]
-        )
-        site_state = GaugeMetricFamily(
-            "netwatch_site_state", "1 for the site's current state.", labels=["site", "district", "state"]
-        )
-        flapping = GaugeMetricFamily(
-            "netwatch_site_flapping",
-            "1 while the site changes state too often (a flag beside the state).",
-            labels=["site", "district"],
-        )
-        availability = GaugeMetricFamily(
-            "netwatch_site_availability_ratio",
-            "Availability month to date (local month), computed as the monthly report does.",
-            labels=["site", "district", "period"],
-        )
-        downtime = GaugeMetricFamily(
-            "netwatch_site_downtime_seconds",
-            "Seconds DOWN month to date (local month), as the monthly report counts them.",
-            labels=["site", "district", "period"],
-        )
+    def _site_families(self, families: _Families) -> None:
+        site_up = families.family("netwatch_site_up", "gauge")
+        site_state = families.family("netwatch_site_state", "gauge")
+        flapping = families.family("netwatch_site_flapping", "gauge")
+        availability = families.family("netwatch_site_availability_ratio", "gauge")
+        downtime = families.family("netwatch_site_downtime_seconds", "gauge")
         statuses = dict(self._state.sites)
         months = self._state.month_figures
         for site in self._owned_sites():
             status = statuses.get(site.code) or SiteStatus()
-            labels = [site.code, site.district]
-            site_up.add_metric(labels, 1.0 if status.state in (SiteState.UP, SiteState.DEGRADED) else 0.0)
-            for name in SiteState:
-                site_state.add_metric([*labels, name.value], 1.0 if status.state is name else 0.0)
-            flapping.add_metric(labels, 1.0 if status.flapping else 0.0)
+            names = {"site": site.code, "district": site.district}
+            labels = label_text(names)
+            site_up.add(labels, 1.0 if status.state in (SiteState.UP, SiteState.DEGRADED) else 0.0)
+            for state in SiteState:
+                site_state.add(
+                    label_text({**names, "state": state.value}), 1.0 if status.state is state else 0.0
+                )
+            flapping.add(labels, 1.0 if status.flapping else 0.0)
             month = months.get(site.code)
             if month is not None:
+                monthly = label_text({**names, "period": "month"})
                 if month.availability is not None:
-                    availability.add_metric([*labels, "month"], month.availability)
-                downtime.add_metric([*labels, "month"], month.down_seconds)
-        yield from (site_up, site_state, flapping, availability, downtime)
+                    availability.add(monthly, month.availability)
+                downtime.add(monthly, month.down_seconds)
 
     def _self_families(self) -> Iterator[Metric]:
         state = self._state
@@ -440,6 +443,15 @@ class _Families:
         "netwatch_if_contracted_bps": "Contracted bandwidth of the link this interface carries, bits per second.",
         "netwatch_if_in_bps": "Bits per second received over the last poll interval.",
         "netwatch_if_out_bps": "Bits per second sent over the last poll interval.",
+        "netwatch_site_info": "Names of a site, to join on (value 1).",
+        "netwatch_device_info": "Names of a device, to join on (value 1).",
+        "netwatch_site_up": "1 when the site is up or degraded, else 0.",
+        "netwatch_site_state": "1 for the site's current state.",
+        "netwatch_site_flapping": "1 while the site changes state too often (a flag beside the state).",
+        "netwatch_site_availability_ratio": (
+            "Availability month to date (local month), computed as the monthly report does."
+        ),
+        "netwatch_site_downtime_seconds": "Seconds DOWN month to date (local month), as the monthly report counts them.",
     }
 
     def __init__(self, *, gzip: bool = False) -> None:

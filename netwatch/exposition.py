@@ -209,9 +209,9 @@ class KeptBlocks:
     Prometheus scrapes every 15 s while interfaces are polled every 60 s: three scrapes in four
     would write the same lines again, at about 3 µs a sample (the float's text, the line, zlib) for
     a million samples at province scale. A kept block costs a decompression and one copy per
-    family instead. It is kept as zlib text (a device of 17 interfaces: about 20 KB of text, a few KB
-    kept) and dropped at the first scrape that no longer uses it; the label texts of a device whose
-    block is copied are not needed either, and go (see :class:`LabelTexts`).
+    family instead. It is kept as zlib text (a device of 17 interfaces: about 20 KB of text, about
+    1 KB kept) and dropped at the first scrape that no longer uses it; the label texts of a device
+    whose block is copied are not needed either, and go (see :class:`LabelTexts`).
     """
 
     def __init__(self) -> None:

@@ -246,9 +246,10 @@ class KeptBlocks:
         for name, family in families.by_name().items():
             start = before.get(name, 0)
             if len(family.text) > start:
+                part = family.text[start:]
                 names.append((name, family.type))
-                parts.append(family.text[start:])
-                sizes.append(len(family.text) - start)
+                parts.append(part)
+                sizes.append(len(part))
         layout = tuple(names)
         layout = self._layouts.setdefault(layout, layout)
         self._current[key] = (version, layout, sizes, zlib.compress(b"".join(parts), BLOCK_LEVEL))

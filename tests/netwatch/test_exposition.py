@@ -37,6 +37,7 @@ from netwatch.exposition import (
 from netwatch.pipeline import Pipeline
 from netwatch.state import JobState, LatestState
 from netwatch.web import WebServer
+from tests.support.processes import parsed, samples
 
 label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 values = st.one_of(
@@ -235,14 +236,8 @@ async def test_memory_for_label_texts_stays_flat_however_many_scrapes() -> None:
 
 def _in_octets(body: bytes, device: str, ifindex: str = "2") -> float:
     """The total ``netwatch_if_in_octets_total`` of one interface in an exposition body."""
-    return next(
-        s.value
-        for family in text_string_to_metric_families(body.decode())
-        for s in family.samples
-        if s.name == "netwatch_if_in_octets_total"
-        and s.labels["device"] == device
-        and s.labels["ifindex"] == ifindex
-    )
+    (value,) = samples(parsed(body.decode()), "netwatch_if_in_octets_total", device=device, ifindex=ifindex)
+    return value
 
 
 async def test_a_device_not_polled_since_the_last_scrape_is_copied_from_the_text_kept_for_it(

@@ -50,6 +50,11 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """/metrics parsed by prometheus_client's own text parser: {(sample name, sorted labels): value}."""
     status, body = http_get(f"http://127.0.0.1:{port}/metrics")
     assert status == 200, body
+    return parsed(body)
+
+
+def parsed(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """An exposition body by prometheus_client's own text parser: {(sample name, sorted labels): value}."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(body)
